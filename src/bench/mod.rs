@@ -1,0 +1,109 @@
+//! `semid bench`: the workloads of BENCH.md, timed the same way every time, as JSON lines.
+//!
+//! Rules (BENCH.md): f32 data from a seeded generator (seed 1), inputs uploaded before the clock
+//! starts, one warm-up run, then at least 5 timed runs each ending with the GPU work finished.
+
+pub mod matmul;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// Options shared by every workload.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Timed repetitions (at least 5 for reported figures).
+    pub reps: usize,
+    /// Smaller shapes for smoke tests; marked `"quick":true` in the output.
+    pub quick: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            reps: 5,
+            quick: false,
+        }
+    }
+}
+
+/// Median, min and max of timed runs, in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Median seconds.
+    pub median_s: f64,
+    /// Fastest run.
+    pub min_s: f64,
+    /// Slowest run.
+    pub max_s: f64,
+    /// Number of timed runs.
+    pub reps: usize,
+}
+
+/// Runs `f` once to warm up, then `reps` timed times. `f` must end with the GPU work finished
+/// (a readback or [`Gpu::sync`]).
+pub fn time_runs(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
+    f()?;
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(|a, b| a.total_cmp(b));
+    Ok(Timing {
+        median_s: t[t.len() / 2],
+        min_s: t[0],
+        max_s: t[t.len() - 1],
+        reps: t.len(),
+    })
+}
+
+/// One JSON line of results, with the fields BENCH.md requires.
+pub fn record(gpu: &Gpu, workload: &str, timing: &Timing, quick: bool, figures: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("workload".into(), json!(workload));
+    m.insert("adapter".into(), json!(gpu.adapter().name));
+    m.insert("backend".into(), json!(gpu.adapter().backend));
+    m.insert("reps".into(), json!(timing.reps));
+    m.insert("median_s".into(), json!(timing.median_s));
+    m.insert("min_s".into(), json!(timing.min_s));
+    m.insert("max_s".into(), json!(timing.max_s));
+    if quick {
+        m.insert("quick".into(), json!(true));
+    }
+    if let Value::Object(f) = figures {
+        m.extend(f);
+    }
+    Value::Object(m)
+}
+
+/// A benchmark workload.
+pub struct Workload {
+    /// Name used on the command line.
+    pub name: &'static str,
+    /// What it measures.
+    pub about: &'static str,
+    /// Runs it and returns one JSON object.
+    pub run: fn(&Gpu, &BenchOptions) -> Result<Value>,
+}
+
+/// Every workload semid implements, in BENCH.md order.
+pub fn workloads() -> Vec<Workload> {
+    let mut v = Vec::new();
+    v.extend(matmul::workloads());
+    v
+}
+
+/// Runs one workload by name.
+pub fn run(gpu: &Gpu, name: &str, opts: &BenchOptions) -> Result<Value> {
+    let all = workloads();
+    match all.iter().find(|w| w.name == name) {
+        Some(w) => (w.run)(gpu, opts),
+        None => Err(Error::Invalid(format!(
+            "unknown workload `{name}`; available: {}",
+            all.iter().map(|w| w.name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

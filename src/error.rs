@@ -1,0 +1,81 @@
+//! Typed errors of the semid library.
+
+use std::path::PathBuf;
+
+/// Every error the library returns. The binary wraps these in `anyhow`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU or CPU adapter could be found.
+    #[error("no usable GPU adapter found{detail}. On Debian or Ubuntu, `apt-get install mesa-vulkan-drivers libvulkan1` gives a CPU Vulkan adapter (lavapipe); elsewhere install your GPU vendor's Vulkan, Metal or DX12 driver")]
+    NoAdapter {
+        /// Extra context, such as the adapter name that was asked for.
+        detail: String,
+    },
+    /// The device could not be created with the requested limits or features.
+    #[error("could not create a device on adapter `{adapter}`: {message}")]
+    Device {
+        /// Adapter name.
+        adapter: String,
+        /// The driver's message.
+        message: String,
+    },
+    /// A tensor or binding exceeds a device limit.
+    #[error("{what} needs {bytes} bytes, over the device limit `{limit_name}` of {limit} bytes; use a smaller batch, or an adapter with larger limits")]
+    TooLarge {
+        /// What was being allocated or bound.
+        what: String,
+        /// Requested size in bytes.
+        bytes: u64,
+        /// Name of the wgpu limit.
+        limit_name: &'static str,
+        /// The limit's value in bytes.
+        limit: u64,
+    },
+    /// Shapes of the operands do not fit the operation.
+    #[error("shape error in {op}: {message}")]
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// What does not fit.
+        message: String,
+    },
+    /// An invalid argument value.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    /// The GPU reported a validation or out-of-memory error.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// Bad input data, with the location of the problem.
+    #[error("{file}: row {row}, field `{field}`: {message}")]
+    Data {
+        /// File that holds the bad value.
+        file: PathBuf,
+        /// Row (1-based for text files, 0-based item index for matrices).
+        row: usize,
+        /// Field or column name.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Result type of the semid library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for a [`Error::Shape`] error.
+    pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            message: message.into(),
+        }
+    }
+}
