@@ -8,9 +8,11 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod quant;
 pub mod rng;
 pub mod tensor;
 

@@ -4,6 +4,7 @@
 //! starts, one warm-up run, then at least 5 timed runs each ending with the GPU work finished.
 
 pub mod matmul;
+pub mod quant;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -93,6 +94,7 @@ pub struct Workload {
 pub fn workloads() -> Vec<Workload> {
     let mut v = Vec::new();
     v.extend(matmul::workloads());
+    v.extend(quant::workloads());
     v
 }
 

@@ -1,0 +1,6 @@
+//! Data in and out: embedding and interaction formats, the synthetic generator, real data
+//! sets, and splits.
+
+pub mod types;
+
+pub use types::{Interaction, Interactions, ItemEmbeddings, ItemTable, Modality};

@@ -1,0 +1,1 @@
+//! Tokenizers that turn embeddings into semantic IDs, and the clustering they build on.
