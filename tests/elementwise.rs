@@ -15,8 +15,14 @@ fn unary_ops() -> Vec<Unary> {
         Unary::Tanh,
         Unary::Exp,
         Unary::Square,
-        Unary::Scale { alpha: 2.5, beta: -0.5 },
-        Unary::Clamp { min: -0.25, max: 0.5 },
+        Unary::Scale {
+            alpha: 2.5,
+            beta: -0.5,
+        },
+        Unary::Clamp {
+            min: -0.25,
+            max: 0.5,
+        },
         Unary::Neg,
         Unary::Abs,
     ]
@@ -52,7 +58,10 @@ fn binary_broadcasts() {
         Binary::Div,
         Binary::Max,
         Binary::Min,
-        Binary::Axpby { alpha: 0.5, beta: -2.0 },
+        Binary::Axpby {
+            alpha: 0.5,
+            beta: -2.0,
+        },
     ];
     for &(r, c) in SHAPES {
         let a = rand_vec(r * c, 1);
@@ -65,22 +74,36 @@ fn binary_broadcasts() {
                 let want: Vec<f32> = (0..r * c)
                     .map(|i| {
                         let (i_r, i_c) = (i / c, i % c);
-                        let bv = b[(if br == 1 { 0 } else { i_r }) * bc + if bc == 1 { 0 } else { i_c }];
+                        let bv =
+                            b[(if br == 1 { 0 } else { i_r }) * bc + if bc == 1 { 0 } else { i_c }];
                         op.cpu(a[i], bv)
                     })
                     .collect();
                 let got = binary(&ta, &tb, op).unwrap().to_vec().unwrap();
-                assert_close(&got, &want, 1e-6, 1e-6, &format!("{op:?} {r}x{c} by {br}x{bc}"));
+                assert_close(
+                    &got,
+                    &want,
+                    1e-6,
+                    1e-6,
+                    &format!("{op:?} {r}x{c} by {br}x{bc}"),
+                );
                 // The broadcast operand on the left.
                 let want_l: Vec<f32> = (0..r * c)
                     .map(|i| {
                         let (i_r, i_c) = (i / c, i % c);
-                        let bv = b[(if br == 1 { 0 } else { i_r }) * bc + if bc == 1 { 0 } else { i_c }];
+                        let bv =
+                            b[(if br == 1 { 0 } else { i_r }) * bc + if bc == 1 { 0 } else { i_c }];
                         op.cpu(bv, a[i])
                     })
                     .collect();
                 let got_l = binary(&tb, &ta, op).unwrap().to_vec().unwrap();
-                assert_close(&got_l, &want_l, 1e-6, 1e-6, &format!("{op:?} left {br}x{bc}"));
+                assert_close(
+                    &got_l,
+                    &want_l,
+                    1e-6,
+                    1e-6,
+                    &format!("{op:?} left {br}x{bc}"),
+                );
             }
         }
     }
@@ -104,7 +127,9 @@ fn select_picks() {
         .unwrap()
         .to_vec()
         .unwrap();
-    let want: Vec<f32> = (0..n).map(|i| if c[i] != 0.0 { a[i] } else { b[i] }).collect();
+    let want: Vec<f32> = (0..n)
+        .map(|i| if c[i] != 0.0 { a[i] } else { b[i] })
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -114,7 +139,16 @@ fn more_than_65535_workgroups() {
     let n = 65_536 * 256 + 17;
     let x = rand_vec(n, 9);
     let t = upload(&x, &[n]);
-    let got = unary(&t, Unary::Scale { alpha: 3.0, beta: 1.0 }).unwrap().to_vec().unwrap();
+    let got = unary(
+        &t,
+        Unary::Scale {
+            alpha: 3.0,
+            beta: 1.0,
+        },
+    )
+    .unwrap()
+    .to_vec()
+    .unwrap();
     for i in [0, 1, 255, 256, n / 2, n - 18, n - 1] {
         assert_eq!(got[i], 3.0 * x[i] + 1.0, "element {i}");
     }

@@ -34,10 +34,16 @@ fn every_shader_validates_with_naga() {
 #[test]
 fn every_shader_file_has_a_launcher() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let registered: Vec<&str> = semid::kernels::all_shaders().iter().map(|s| s.name).collect();
+    let registered: Vec<&str> = semid::kernels::all_shaders()
+        .iter()
+        .map(|s| s.name)
+        .collect();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        assert!(registered.contains(&stem.as_str()), "{stem}.wgsl has no launcher");
+        assert!(
+            registered.contains(&stem.as_str()),
+            "{stem}.wgsl has no launcher"
+        );
     }
 }

@@ -35,7 +35,10 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> anyhow::Result<()> {
         None => bench::workloads().iter().map(|w| w.name).collect(),
     };
     if a.table {
-        println!("{:<18} {:>10} {:>10} {:>10}  figures", "workload", "median_s", "min_s", "max_s");
+        println!(
+            "{:<18} {:>10} {:>10} {:>10}  figures",
+            "workload", "median_s", "min_s", "max_s"
+        );
     }
     for name in names {
         let v = bench::run(&gpu, name, &opts)?;
@@ -45,8 +48,11 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> anyhow::Result<()> {
                 .map(|m| {
                     m.iter()
                         .filter(|(k, _)| {
-                            !["workload", "adapter", "backend", "reps", "median_s", "min_s", "max_s"]
-                                .contains(&k.as_str())
+                            ![
+                                "workload", "adapter", "backend", "reps", "median_s", "min_s",
+                                "max_s",
+                            ]
+                            .contains(&k.as_str())
                         })
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect()

@@ -109,7 +109,11 @@ fn adapters() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
 
 /// Lists every adapter semid can use, for `semid info --all`.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    adapters().1.iter().map(|a| summarize(&a.get_info())).collect()
+    adapters()
+        .1
+        .iter()
+        .map(|a| summarize(&a.get_info()))
+        .collect()
 }
 
 pub(crate) fn open(opts: &GpuOptions) -> Result<Opened> {
@@ -123,9 +127,12 @@ pub(crate) fn open(opts: &GpuOptions) -> Result<Opened> {
         let needle = name.to_lowercase();
         adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
         adapters.sort_by_key(|a| rank(&a.get_info()));
-        adapters.into_iter().next().ok_or_else(|| Error::NoAdapter {
-            detail: format!(" whose name contains `{name}` (see `semid info --all`)"),
-        })?
+        adapters
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!(" whose name contains `{name}` (see `semid info --all`)"),
+            })?
     } else {
         adapters.sort_by_key(|a| rank(&a.get_info()));
         let first = adapters.into_iter().next();

@@ -89,7 +89,11 @@ pub struct Gpu {
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Gpu({} on {})", self.inner.summary.name, self.inner.summary.backend)
+        write!(
+            f,
+            "Gpu({} on {})",
+            self.inner.summary.name, self.inner.summary.backend
+        )
     }
 }
 
@@ -267,7 +271,11 @@ impl Gpu {
     /// Splits a linear workgroup count over x and y so no dimension exceeds the limit.
     /// Kernels recover the linear id as `wg.x + wg.y * nwg.x` and bounds-check it.
     pub fn fold_groups(&self, groups: u32) -> (u32, u32, u32) {
-        let max = self.inner.limits.max_compute_workgroups_per_dimension.max(1);
+        let max = self
+            .inner
+            .limits
+            .max_compute_workgroups_per_dimension
+            .max(1);
         if groups <= max {
             (groups.max(1), 1, 1)
         } else {
@@ -310,10 +318,7 @@ impl Gpu {
             return Ok(());
         }
         let device = &self.inner.device;
-        let pipeline = self
-            .inner
-            .pipelines
-            .get(device, shader, entry, constants);
+        let pipeline = self.inner.pipelines.get(device, shader, entry, constants);
         let mut padded = params.to_vec();
         padded.resize(params.len().div_ceil(16).max(1) * 16, 0);
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

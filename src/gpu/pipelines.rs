@@ -50,8 +50,8 @@ impl PipelineCache {
                 })
                 .clone()
         };
-        let pipeline = Arc::new(device.create_compute_pipeline(
-            &wgpu::ComputePipelineDescriptor {
+        let pipeline = Arc::new(
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&key),
                 layout: None,
                 module: &module,
@@ -61,8 +61,8 @@ impl PipelineCache {
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
-            },
-        ));
+            }),
+        );
         self.pipelines
             .lock()
             .expect("pipeline lock")

@@ -81,9 +81,7 @@ impl Unary {
         match self {
             Unary::Copy => x,
             Unary::Relu => x.max(0.0),
-            Unary::Gelu => {
-                0.5 * x * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2) as f32)
-            }
+            Unary::Gelu => 0.5 * x * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2) as f32),
             Unary::GeluTanh => {
                 let c = (2.0f32 / std::f32::consts::PI).sqrt();
                 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
@@ -107,15 +105,16 @@ impl Unary {
 /// the complementary error function's continued rational approximation, |error| < 1.2e-7).
 pub fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.5 * x.abs());
-    let y = t * (-x * x - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807
-                            + t * (-1.13520398
-                                + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
+    let y = t
+        * (-x * x - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
     if x >= 0.0 {
         1.0 - y
     } else {
@@ -229,7 +228,9 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
         ));
     }
     if a.same_storage(out) {
-        return Err(Error::Invalid("unary: output must not alias the input".into()));
+        return Err(Error::Invalid(
+            "unary: output must not alias the input".into(),
+        ));
     }
     let (code, alpha, beta) = op.code();
     for (start, n) in flat_chunks(a)? {
@@ -254,8 +255,16 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
             &[],
             bytemuck::bytes_of(&params),
             &[
-                BufRange { buf: a.buffer(), offset: off, size },
-                BufRange { buf: out.buffer(), offset: off, size },
+                BufRange {
+                    buf: a.buffer(),
+                    offset: off,
+                    size,
+                },
+                BufRange {
+                    buf: out.buffer(),
+                    offset: off,
+                    size,
+                },
             ],
             groups(n)?,
         )?;
@@ -266,8 +275,20 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
 /// How an operand of shape `s` broadcasts to `[rows, cols]`: (row stride, column stride).
 fn strides(s: &Tensor, rows: usize, cols: usize, op: &'static str) -> Result<(u32, u32)> {
     let (r, c) = (s.rows(), s.cols());
-    let rs = if r == rows { c as u32 } else if r == 1 { 0 } else { u32::MAX };
-    let cs = if c == cols { 1 } else if c == 1 { 0 } else { u32::MAX };
+    let rs = if r == rows {
+        c as u32
+    } else if r == 1 {
+        0
+    } else {
+        u32::MAX
+    };
+    let cs = if c == cols {
+        1
+    } else if c == 1 {
+        0
+    } else {
+        u32::MAX
+    };
     if rs == u32::MAX || cs == u32::MAX {
         return Err(Error::shape(
             op,
@@ -304,7 +325,9 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: Binary, out: &Tensor) -> Result<(
     let (a_rs, a_cs) = strides(a, rows, cols, "binary")?;
     let (b_rs, b_cs) = strides(b, rows, cols, "binary")?;
     if a.same_storage(out) || b.same_storage(out) {
-        return Err(Error::Invalid("binary: output must not alias an input".into()));
+        return Err(Error::Invalid(
+            "binary: output must not alias an input".into(),
+        ));
     }
     let (code, alpha, beta) = op.code();
     let gpu = a.gpu();
@@ -346,9 +369,21 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: Binary, out: &Tensor) -> Result<(
             &[],
             bytemuck::bytes_of(&params),
             &[
-                BufRange { buf: a.buffer(), offset: ao, size: asz },
-                BufRange { buf: b.buffer(), offset: bo, size: bsz },
-                BufRange { buf: out.buffer(), offset: start as u64 * cb, size: n as u64 * cb },
+                BufRange {
+                    buf: a.buffer(),
+                    offset: ao,
+                    size: asz,
+                },
+                BufRange {
+                    buf: b.buffer(),
+                    offset: bo,
+                    size: bsz,
+                },
+                BufRange {
+                    buf: out.buffer(),
+                    offset: start as u64 * cb,
+                    size: n as u64 * cb,
+                },
             ],
             groups(n * cols)?,
         )?;
@@ -392,10 +427,26 @@ pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             &[],
             bytemuck::bytes_of(&params),
             &[
-                BufRange { buf: a.buffer(), offset: off, size },
-                BufRange { buf: b.buffer(), offset: off, size },
-                BufRange { buf: cond.buffer(), offset: off, size },
-                BufRange { buf: out.buffer(), offset: off, size },
+                BufRange {
+                    buf: a.buffer(),
+                    offset: off,
+                    size,
+                },
+                BufRange {
+                    buf: b.buffer(),
+                    offset: off,
+                    size,
+                },
+                BufRange {
+                    buf: cond.buffer(),
+                    offset: off,
+                    size,
+                },
+                BufRange {
+                    buf: out.buffer(),
+                    offset: off,
+                    size,
+                },
             ],
             groups(n)?,
         )?;
