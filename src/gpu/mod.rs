@@ -218,7 +218,7 @@ impl Gpu {
         let buf = self.alloc(data.len() as u64, what)?;
         if !data.is_empty() {
             let padded;
-            let bytes = if data.len() % 4 != 0 {
+            let bytes = if !data.len().is_multiple_of(4) {
                 let mut v = data.to_vec();
                 v.resize(data.len().div_ceil(4) * 4, 0);
                 padded = v;
@@ -299,12 +299,12 @@ impl Gpu {
     ) -> Result<()> {
         let lim = &self.inner.limits;
         for b in bufs {
-            if b.size > lim.max_storage_buffer_binding_size as u64 {
+            if b.size > lim.max_storage_buffer_binding_size {
                 return Err(Error::TooLarge {
                     what: format!("a binding of `{}::{}`", shader.name, entry),
                     bytes: b.size,
                     limit_name: "max_storage_buffer_binding_size",
-                    limit: lim.max_storage_buffer_binding_size as u64,
+                    limit: lim.max_storage_buffer_binding_size,
                 });
             }
             if b.offset % lim.min_storage_buffer_offset_alignment as u64 != 0 {
