@@ -57,6 +57,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A checkpoint is corrupt, of another method, or for other data.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -76,6 +84,16 @@ impl Error {
         Error::Shape {
             op,
             message: message.into(),
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
         }
     }
 }
