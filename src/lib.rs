@@ -12,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod metrics;
 pub mod quant;
 pub mod rng;
 pub mod tensor;
