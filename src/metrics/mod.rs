@@ -29,26 +29,4 @@ pub use codes::{Collisions, SizeDist};
 pub use drift::Cohesion;
 pub use report::{compare_json, compare_table, GroupStats, LevelMetrics, Metrics, MetricsInput};
 
-use crate::error::{Error, Result};
-use std::path::Path;
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`, so a reader
-/// sees either the old file or the complete new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(path)(e)
-    })
-}
+pub use crate::io::write_atomic;

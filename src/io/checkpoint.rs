@@ -1,0 +1,170 @@
+//! Checkpoints: safetensors files whose metadata holds JSON about the run (method, config,
+//! data fingerprint, semid version, progress), written write-then-rename.
+
+use super::atomic::write_atomic;
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A named f32 tensor, as stored in checkpoints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    /// Name, e.g. `codebook.0`.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// Marker stored under the `format` metadata key.
+pub const FORMAT: &str = "semid-checkpoint/1";
+
+/// What a checkpoint says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Tokenizer or model method, e.g. `psrq`.
+    pub method: String,
+    /// The run's configuration as JSON.
+    pub config: serde_json::Value,
+    /// Fingerprint of the training data ([`fingerprint`]).
+    pub fingerprint: String,
+    /// semid version that wrote it.
+    pub semid_version: String,
+    /// Free-form state (e.g. the levels completed, input width).
+    pub state: serde_json::Value,
+}
+
+/// A loaded checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// The metadata.
+    pub meta: CheckpointMeta,
+    /// The tensors, in file order.
+    pub tensors: Vec<NamedTensor>,
+}
+
+/// A stable fingerprint (FNV-1a, 64 bits) of a matrix's shape and values.
+pub fn fingerprint(data: &[f32], shape: &[usize]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for s in shape {
+        eat(&(*s as u64).to_le_bytes());
+    }
+    eat(bytemuck::cast_slice(data));
+    format!("{h:016x}")
+}
+
+impl Checkpoint {
+    /// Saves to `path` (write-then-rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<Vec<u8>> = self
+            .tensors
+            .iter()
+            .map(|t| bytemuck::cast_slice(&t.data).to_vec())
+            .collect();
+        let mut views = Vec::with_capacity(self.tensors.len());
+        for (t, b) in self.tensors.iter().zip(&bytes) {
+            let v = TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(|e| {
+                Error::Invalid(format!("checkpoint tensor `{}`: {e}", t.name))
+            })?;
+            views.push((t.name.clone(), v));
+        }
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        meta.insert(
+            "semid".to_string(),
+            serde_json::to_string(&self.meta).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        let data = safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::Invalid(format!("checkpoint: {e}")))?;
+        write_atomic(path, &data)
+    }
+
+    /// Loads from `path`, with a clear error when the file is corrupt or not a checkpoint.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let bad = |m: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not a readable safetensors file ({e}); it may be truncated or corrupt")))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("corrupt tensor data ({e})")))?;
+        let meta_map = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| bad("no semid metadata: not a semid checkpoint".into()))?;
+        if meta_map.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!(
+                "format is {:?}, expected {FORMAT:?}: not a semid checkpoint",
+                meta_map.get("format")
+            )));
+        }
+        let meta: CheckpointMeta = serde_json::from_str(
+            meta_map
+                .get("semid")
+                .ok_or_else(|| bad("metadata key `semid` is missing".into()))?,
+        )
+        .map_err(|e| bad(format!("metadata is not valid: {e}")))?;
+        let mut names: Vec<(usize, String)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (v.data().as_ptr() as usize, n))
+            .collect();
+        names.sort();
+        let mut tensors = Vec::with_capacity(names.len());
+        for (_, name) in names {
+            let v = st.tensor(&name).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            if v.dtype() != Dtype::F32 {
+                return Err(bad(format!("tensor `{name}` is {:?}, expected F32", v.dtype())));
+            }
+            let data: Vec<f32> = bytemuck::pod_collect_to_vec(v.data());
+            if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+                return Err(bad(format!("tensor `{name}` holds a non-finite value at {i}")));
+            }
+            tensors.push(NamedTensor {
+                name,
+                shape: v.shape().to_vec(),
+                data,
+            });
+        }
+        Ok(Checkpoint { meta, tensors })
+    }
+
+    /// Checks the method and data fingerprint, for `--resume`.
+    pub fn expect(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
+        if self.meta.method != method {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "was written by method `{}`, not `{method}`",
+                    self.meta.method
+                ),
+            });
+        }
+        if self.meta.fingerprint != fingerprint {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "was fitted on other data (fingerprint {}, this data {fingerprint})",
+                    self.meta.fingerprint
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+}
