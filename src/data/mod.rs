@@ -3,4 +3,16 @@
 
 pub mod types;
 
+pub mod csv_embeddings;
+mod delimited;
+pub mod embeddings;
+pub mod fileio;
+pub mod interactions;
+pub mod npy;
+pub mod safetensors_io;
+pub mod splits;
+
+pub use embeddings::{load_item_embeddings, EmbeddingInput};
+pub use interactions::{load_interactions, load_interactions_for_items, load_item_table};
+pub use splits::{ColdSplit, NegativeSampler, Split};
 pub use types::{Interaction, Interactions, ItemEmbeddings, ItemTable, Modality};
