@@ -3,10 +3,7 @@
 //! loader runs (finite values).
 
 use crate::error::{Error, Result};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 /// A [`Error::Data`] for `file`, `row`, `field`.
 pub(crate) fn data_err(
@@ -66,35 +63,4 @@ pub(crate) fn check_finite(file: &Path, prefix: &str, data: &[f32], dim: usize) 
     Ok(())
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
-}
-
-/// Writes `path` atomically: `write` fills a temporary file in the same folder, which is
-/// flushed, synced and then renamed over `path`. On any failure the temporary file is removed
-/// and `path` is left as it was, so a reader never sees a half-written output.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let file = File::create(&tmp)?;
-        let mut w = BufWriter::new(file);
-        write(&mut w)?;
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        drop(w);
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err(path, e)
-    })
-}
+pub use crate::io::atomic::write_atomic_with as write_atomic;
