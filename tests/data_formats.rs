@@ -916,9 +916,13 @@ fn failed_writes_leave_the_old_file() {
         1,
         "temporary file removed"
     );
-    // A missing folder is an I/O error naming the target.
-    let missing = d.join("no/such/dir/x.npy");
+    // A missing folder is created.
+    let nested = d.join("no/such/dir/x.npy");
+    write_npy_f32(&nested, &[1], &[1.0]).unwrap();
+    assert_eq!(semid::data::npy::read_npy_f32(&nested).unwrap().data, vec![1.0]);
+    // A folder that cannot be created is an I/O error naming the target.
+    let blocked = p.join("x.npy"); // `out.npy` is a file, not a folder
     assert!(
-        matches!(write_npy_f32(&missing, &[1], &[1.0]), Err(Error::Io { path, .. }) if path == missing)
+        matches!(write_npy_f32(&blocked, &[1], &[1.0]), Err(Error::Io { path, .. }) if path == blocked)
     );
 }

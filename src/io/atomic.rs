@@ -19,7 +19,7 @@ pub fn write_atomic_with(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(path, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
