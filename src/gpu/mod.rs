@@ -26,7 +26,7 @@ const AUTO_FLUSH_DISPATCHES: usize = 2048;
 pub struct BufRange<'a> {
     /// The buffer.
     pub buf: &'a GpuBuffer,
-    /// Offset in bytes; a multiple of [`Gpu::offset_alignment`].
+    /// Offset in bytes; a multiple of [`KernelLimits::storage_offset_alignment`].
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
