@@ -73,6 +73,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A real data set or model could not be downloaded or extracted (no pip, no network, a
+    /// hash mismatch). Callers can catch it and fall back to synthetic data.
+    #[error("could not fetch {what}: {message}")]
+    Fetch {
+        /// What was being fetched, e.g. `ml-1m`.
+        what: String,
+        /// What went wrong and what to do about it.
+        message: String,
+    },
 }
 
 /// Result type of the semid library.
