@@ -1,9 +1,704 @@
-//! Launcher for `shaders/matmul.wgsl`.
+//! Launcher for `shaders/matmul.wgsl`: C = op(A)·op(B) (+ bias) then an activation, batched.
+//!
+//! - `op(X)` is `X` or `Xᵀ` ([`MatmulOpts::trans_a`], [`MatmulOpts::trans_b`]).
+//! - A is `[.., m, k]` (`[.., k, m]` when transposed) with any number of leading batch
+//!   dimensions; B is `[k, n]` (`[n, k]` when transposed), shared by every batch, or has the
+//!   same leading dimensions as A. A rank-2 A with a batched B is shared across B's batches.
+//! - The optional bias is a row of `n` values added to every row; the activation follows it.
+//! - Accumulation is in f32.
+//!
+//! Two kernel variants ([`Variant`]): a workgroup-memory tile for real GPUs and a barrier-free
+//! register tile for CPU adapters (lavapipe), chosen by adapter unless forced. Work is split
+//! into batch groups and row ranges bound at aligned offsets, so tensors above the storage
+//! binding cap (128 MiB under default limits) work.
 
-use crate::gpu::ShaderSource;
+use crate::error::{Error, Result};
+use crate::gpu::{BufRange, Gpu, ShaderSource};
+use crate::kernels::elementwise::Unary;
+use crate::tensor::{DType, Tensor};
 
 /// The matmul shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul",
     code: include_str!("../../shaders/matmul.wgsl"),
 };
+
+/// The activation fused after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// Identity.
+    #[default]
+    None,
+    /// max(x, 0).
+    Relu,
+    /// GELU, exact (erf) form, with the erf approximation of `elementwise.wgsl`.
+    Gelu,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+}
+
+impl Activation {
+    fn code(self) -> u32 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::Gelu => 2,
+            Activation::Sigmoid => 3,
+            Activation::Tanh => 4,
+        }
+    }
+
+    /// The CPU reference of this activation (the same as [`Unary::cpu`]).
+    pub fn cpu(self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => Unary::Relu.cpu(x),
+            Activation::Gelu => Unary::Gelu.cpu(x),
+            Activation::Sigmoid => Unary::Sigmoid.cpu(x),
+            Activation::Tanh => Unary::Tanh.cpu(x),
+        }
+    }
+}
+
+/// Kernel variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// 64×64 tiles staged through workgroup memory (entry `matmul_shared`); the default on
+    /// real GPUs.
+    Shared,
+    /// Barrier-free 16×8 register tile per invocation (entries `matmul_regtile` with vec4 loads
+    /// when every access is aligned, else `matmul_regtile_scalar`); the default on CPU adapters.
+    RegTile,
+}
+
+impl Variant {
+    /// The variant chosen for `gpu` when none is forced: [`Variant::RegTile`] on CPU adapters,
+    /// [`Variant::Shared`] elsewhere.
+    pub fn for_gpu(gpu: &Gpu) -> Variant {
+        if gpu.adapter().is_cpu {
+            Variant::RegTile
+        } else {
+            Variant::Shared
+        }
+    }
+
+    /// Every variant, for tests.
+    pub const ALL: [Variant; 2] = [Variant::Shared, Variant::RegTile];
+}
+
+/// Options of [`matmul`]; `MatmulOpts::default()` is a plain C = A·B.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulOpts<'a> {
+    /// Use Aᵀ: A is stored `[.., k, m]`.
+    pub trans_a: bool,
+    /// Use Bᵀ: B is stored `[n, k]` (or `[.., n, k]`).
+    pub trans_b: bool,
+    /// A row of `n` values (shape `[n]` or `[1, n]`) added to every output row.
+    pub bias: Option<&'a Tensor>,
+    /// Activation applied after the bias.
+    pub act: Activation,
+    /// Force a kernel variant; `None` picks [`Variant::for_gpu`].
+    pub variant: Option<Variant>,
+}
+
+impl<'a> MatmulOpts<'a> {
+    /// Plain C = A·B.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets [`MatmulOpts::trans_a`].
+    pub fn trans_a(mut self, t: bool) -> Self {
+        self.trans_a = t;
+        self
+    }
+    /// Sets [`MatmulOpts::trans_b`].
+    pub fn trans_b(mut self, t: bool) -> Self {
+        self.trans_b = t;
+        self
+    }
+    /// Sets the bias row.
+    pub fn bias(mut self, bias: &'a Tensor) -> Self {
+        self.bias = Some(bias);
+        self
+    }
+    /// Sets the activation.
+    pub fn act(mut self, act: Activation) -> Self {
+        self.act = act;
+        self
+    }
+    /// Forces a kernel variant.
+    pub fn variant(mut self, v: Variant) -> Self {
+        self.variant = Some(v);
+        self
+    }
+}
+
+/// The checked geometry of one matmul.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Geometry {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    /// Whether A / B have a batch stride (else shared across the batch).
+    a_batched: bool,
+    b_batched: bool,
+    out_shape: Vec<usize>,
+}
+
+fn geometry(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Geometry> {
+    if a_shape.len() < 2 || b_shape.len() < 2 {
+        return Err(Error::shape(
+            "matmul",
+            format!("A {a_shape:?} and B {b_shape:?} must both have at least 2 dimensions"),
+        ));
+    }
+    let (ar, ac) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
+    let (br, bc) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+    let (m, ka) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if trans_b { (bc, br) } else { (br, bc) };
+    if ka != kb {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "inner dimensions differ: A{} {a_shape:?} gives k = {ka}, B{} {b_shape:?} gives k = {kb}",
+                if trans_a { "ᵀ" } else { "" },
+                if trans_b { "ᵀ" } else { "" },
+            ),
+        ));
+    }
+    let a_lead = &a_shape[..a_shape.len() - 2];
+    let b_lead = &b_shape[..b_shape.len() - 2];
+    let (lead, a_batched, b_batched) = if b_lead.is_empty() {
+        (a_lead, !a_lead.is_empty(), false)
+    } else if a_lead.is_empty() {
+        (b_lead, false, true)
+    } else if a_lead == b_lead {
+        (a_lead, true, true)
+    } else {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "batch dimensions differ: A {a_shape:?} has {a_lead:?}, B {b_shape:?} has {b_lead:?} (B may also be 2-D, shared by every batch)"
+            ),
+        ));
+    };
+    let batch = lead.iter().product();
+    let mut out_shape = lead.to_vec();
+    out_shape.extend([m, n]);
+    Ok(Geometry {
+        batch,
+        m,
+        n,
+        k: ka,
+        a_batched,
+        b_batched,
+        out_shape,
+    })
+}
+
+/// The output shape of `matmul(a, b, opts)` for operands of these shapes.
+pub fn output_shape(a_shape: &[usize], b_shape: &[usize], opts: &MatmulOpts) -> Result<Vec<usize>> {
+    Ok(geometry(a_shape, b_shape, opts.trans_a, opts.trans_b)?.out_shape)
+}
+
+/// C = op(A)·op(B) (+ bias) then the activation, in a new tensor of shape `[.., m, n]`.
+pub fn matmul(a: &Tensor, b: &Tensor, opts: &MatmulOpts) -> Result<Tensor> {
+    let g = geometry(a.shape(), b.shape(), opts.trans_a, opts.trans_b)?;
+    let out = Tensor::empty(a.gpu(), &g.out_shape)?;
+    run(a, b, opts, &out, &g)?;
+    Ok(out)
+}
+
+/// Writes op(A)·op(B) (+ bias) then the activation into `out`, which must hold
+/// `batch·m·n` values with `n` columns and share no storage with the inputs.
+pub fn matmul_into(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor) -> Result<()> {
+    let g = geometry(a.shape(), b.shape(), opts.trans_a, opts.trans_b)?;
+    if out.numel() != g.out_shape.iter().product::<usize>() || out.cols() != g.n {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "output {:?} cannot hold the result {:?}",
+                out.shape(),
+                g.out_shape
+            ),
+        ));
+    }
+    run(a, b, opts, out, &g)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+    flags: u32,
+    a_bs: u32,
+    b_bs: u32,
+    c_bs: u32,
+    act: u32,
+    lda: u32,
+    ldb: u32,
+    tiles_m: u32,
+    tiles_n: u32,
+}
+
+/// Register tile geometry (must match the shader's defaults passed as constants).
+const REG_WG: u32 = 64;
+const REG_GX: u32 = 8;
+const REG_BM: usize = (REG_WG / REG_GX) as usize * 16;
+const REG_BN: usize = REG_GX as usize * 8;
+/// Workgroup-memory tile.
+const SH_BM: usize = 64;
+const SH_BN: usize = 64;
+
+/// One dispatch: batches `b0..b0+nb`, rows `r0..r0+nr` of each.
+#[derive(Clone, Copy, Debug)]
+struct Job {
+    b0: usize,
+    nb: usize,
+    r0: usize,
+    nr: usize,
+}
+
+/// A binding of the element range `[start, start+len)` of a tensor: the bound byte range starts
+/// at the aligned offset at or below `start`, and the shader skips `skip` elements.
+struct Bind {
+    offset: u64,
+    size: u64,
+    skip: u32,
+}
+
+fn bind(start: usize, len: usize, align: u64) -> Bind {
+    let s = start as u64 * 4;
+    let offset = s / align * align;
+    Bind {
+        offset,
+        size: s + len as u64 * 4 - offset,
+        skip: ((s - offset) / 4) as u32,
+    }
+}
+
+fn to_u32(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Invalid(format!("matmul: {what} = {v} exceeds u32")))
+}
+
+fn check_tensor(t: &Tensor, what: &str) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        return Err(Error::Invalid(format!(
+            "matmul: {what} must be f32, not {:?}",
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) -> Result<()> {
+    let gpu = a.gpu();
+    check_tensor(a, "A")?;
+    check_tensor(b, "B")?;
+    check_tensor(out, "the output")?;
+    if let Some(bias) = opts.bias {
+        check_tensor(bias, "the bias")?;
+        if bias.numel() != g.n || bias.cols() != g.n {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "bias {:?} must be a row of n = {} values",
+                    bias.shape(),
+                    g.n
+                ),
+            ));
+        }
+        if bias.same_storage(out) {
+            return Err(Error::Invalid(
+                "matmul: the output must not alias the bias".into(),
+            ));
+        }
+    }
+    if a.same_storage(out) || b.same_storage(out) {
+        return Err(Error::Invalid(
+            "matmul: the output must not alias an input".into(),
+        ));
+    }
+    if g.batch == 0 || g.m == 0 || g.n == 0 {
+        return Ok(());
+    }
+    let variant = opts.variant.unwrap_or_else(|| Variant::for_gpu(gpu));
+    let (ta, tb) = (opts.trans_a, opts.trans_b);
+    let (m, n, k) = (g.m, g.n, g.k);
+
+    // A batch of A that is read by rows (not transposed) and shared B flatten into one tall
+    // matrix: rows of A and C are then independent and can be chunked freely.
+    let (batch, m, a_batched) = if g.a_batched && !g.b_batched && !ta {
+        (1, g.batch * m, false)
+    } else {
+        (g.batch, m, g.a_batched)
+    };
+    let b_batched = g.b_batched;
+    let a_bs = if a_batched { m * k } else { 0 };
+    let b_bs = if b_batched { k * n } else { 0 };
+    let c_bs = m * n;
+    let lda = if ta { m } else { k };
+    let ldb = if tb { k } else { n };
+
+    let lim = gpu.kernel_limits();
+    let cap = lim.max_storage_binding;
+    let align = lim.storage_offset_alignment;
+    let jobs = plan(gpu, batch, m, k, n, ta, a_bs, b_bs, c_bs)?;
+
+    let (bm, bn) = match variant {
+        Variant::Shared => (SH_BM, SH_BN),
+        Variant::RegTile => (REG_BM, REG_BN),
+    };
+    let bias_t = opts.bias;
+    let mut flags = 0u32;
+    if bias_t.is_some() {
+        flags |= 1;
+    }
+    for job in jobs {
+        // Element ranges of each operand for this job.
+        let a_start = job.b0 * a_bs + if ta { job.r0 } else { job.r0 * k };
+        let a_len = if ta {
+            // Whole k×m batches (the rows of C are columns of A's storage).
+            if job.nb == 0 {
+                0
+            } else {
+                (job.nb - 1) * a_bs + (k.max(1) - 1) * m + job.nr
+            }
+        } else if a_batched {
+            (job.nb - 1) * a_bs + job.nr * k
+        } else {
+            job.nr * k
+        };
+        let (b_start, b_len) = if b_batched {
+            (job.b0 * b_bs, job.nb * b_bs)
+        } else {
+            (0, k * n)
+        };
+        let c_start = job.b0 * c_bs + job.r0 * n;
+        let c_len = (job.nb - 1) * c_bs + job.nr * n;
+        let ab = bind(a_start, a_len, align);
+        let bb = bind(b_start, b_len, align);
+        let cb = bind(c_start, c_len, align);
+        for (what, bd) in [("A", &ab), ("B", &bb), ("C", &cb)] {
+            if bd.size > cap {
+                return Err(Error::TooLarge {
+                    what: format!("one matmul binding of {what}"),
+                    bytes: bd.size,
+                    limit_name: "max_storage_buffer_binding_size",
+                    limit: cap,
+                });
+            }
+        }
+        let tiles_m = job.nr.div_ceil(bm);
+        let tiles_n = n.div_ceil(bn);
+        let groups = job
+            .nb
+            .checked_mul(tiles_m)
+            .and_then(|v| v.checked_mul(tiles_n))
+            .ok_or_else(|| Error::Invalid("matmul: too many workgroups".into()))?;
+        let groups = to_u32(groups, "the workgroup count")?;
+        let params = Params {
+            m: to_u32(job.nr, "m")?,
+            n: to_u32(n, "n")?,
+            k: to_u32(k, "k")?,
+            batch: to_u32(job.nb, "batch")?,
+            a_off: ab.skip,
+            b_off: bb.skip,
+            c_off: cb.skip,
+            flags,
+            a_bs: to_u32(a_bs, "the batch stride of A")?,
+            b_bs: to_u32(b_bs, "the batch stride of B")?,
+            c_bs: to_u32(c_bs, "the batch stride of C")?,
+            act: opts.act.code(),
+            lda: to_u32(lda, "lda")?,
+            ldb: to_u32(ldb, "ldb")?,
+            tiles_m: to_u32(tiles_m, "row tiles")?,
+            tiles_n: to_u32(tiles_n, "column tiles")?,
+        };
+        let aligned = [k, n, lda, ldb, a_bs, b_bs, c_bs]
+            .iter()
+            .all(|v| v % 4 == 0)
+            && [ab.skip, bb.skip, cb.skip].iter().all(|v| v % 4 == 0)
+            && k > 0;
+        let entry = match variant {
+            Variant::Shared => "matmul_shared",
+            Variant::RegTile if aligned => "matmul_regtile",
+            Variant::RegTile => "matmul_regtile_scalar",
+        };
+        let constants: Vec<(&str, f64)> = match variant {
+            Variant::Shared => vec![("TRANS_A", ta as u8 as f64), ("TRANS_B", tb as u8 as f64)],
+            Variant::RegTile => vec![
+                ("TRANS_A", ta as u8 as f64),
+                ("TRANS_B", tb as u8 as f64),
+                ("WG", REG_WG as f64),
+                ("GX", REG_GX as f64),
+            ],
+        };
+        // Without a bias, B's binding stands in (read-only twice is allowed; flags skip it).
+        let bias_range = match bias_t {
+            Some(t) => t.range(),
+            None => BufRange {
+                buf: b.buffer(),
+                offset: bb.offset,
+                size: bb.size,
+            },
+        };
+        gpu.dispatch(
+            &SHADER,
+            entry,
+            &constants,
+            bytemuck::bytes_of(&params),
+            &[
+                BufRange {
+                    buf: a.buffer(),
+                    offset: ab.offset,
+                    size: ab.size,
+                },
+                BufRange {
+                    buf: b.buffer(),
+                    offset: bb.offset,
+                    size: bb.size,
+                },
+                bias_range,
+                BufRange {
+                    buf: out.buffer(),
+                    offset: cb.offset,
+                    size: cb.size,
+                },
+            ],
+            groups,
+        )?;
+    }
+    Ok(())
+}
+
+/// Splits the work into dispatches whose bindings stay within the storage-binding cap.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    gpu: &Gpu,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    a_bs: usize,
+    b_bs: usize,
+    c_bs: usize,
+) -> Result<Vec<Job>> {
+    let lim = gpu.kernel_limits();
+    let cap = lim.max_storage_binding;
+    let align = lim.storage_offset_alignment;
+    if batch == 1 {
+        // Rows of C (and of A unless transposed) are split at aligned offsets.
+        let mut row_bytes = vec![n as u64 * 4];
+        if !ta {
+            row_bytes.push(k as u64 * 4);
+        }
+        let chunks = gpu.row_chunks(m, &row_bytes)?;
+        return Ok(chunks
+            .into_iter()
+            .map(|(r0, nr)| Job {
+                b0: 0,
+                nb: 1,
+                r0,
+                nr,
+            })
+            .collect());
+    }
+    // Whole batches per dispatch when they fit.
+    let mut per_batch = vec![c_bs as u64 * 4];
+    if a_bs != 0 {
+        per_batch.push(a_bs as u64 * 4);
+    }
+    if b_bs != 0 {
+        per_batch.push(b_bs as u64 * 4);
+    }
+    if let Ok(chunks) = gpu.row_chunks(batch, &per_batch) {
+        return Ok(chunks
+            .into_iter()
+            .map(|(b0, nb)| Job {
+                b0,
+                nb,
+                r0: 0,
+                nr: m,
+            })
+            .collect());
+    }
+    // One batch at a time, its rows split; bindings start at the aligned offset below each
+    // range and the shader skips the remainder, so leave room for it.
+    let room = cap.saturating_sub(align);
+    let mut widest = n as u64 * 4;
+    if !ta {
+        widest = widest.max(k as u64 * 4);
+    }
+    let rows = (room / widest.max(1)) as usize;
+    if rows == 0 {
+        return Err(Error::TooLarge {
+            what: "one row of a matmul operand".into(),
+            bytes: widest,
+            limit_name: "max_storage_buffer_binding_size",
+            limit: cap,
+        });
+    }
+    let mut jobs = Vec::new();
+    for b0 in 0..batch {
+        let mut r0 = 0;
+        while r0 < m {
+            let nr = rows.min(m - r0);
+            jobs.push(Job { b0, nb: 1, r0, nr });
+            r0 += nr;
+        }
+    }
+    Ok(jobs)
+}
+
+/// Plain-Rust reference of [`matmul`] with f64 accumulation, for tests and other modules.
+///
+/// `a` and `b` are row-major data of shapes `a_shape` and `b_shape`, read with the transpose
+/// flags and activation of `opts` (its `bias` and `variant` are not read: the bias row, if any,
+/// is `bias`). Returns the data and shape of the result.
+pub fn matmul_cpu(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    bias: Option<&[f32]>,
+    opts: &MatmulOpts,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let g = geometry(a_shape, b_shape, opts.trans_a, opts.trans_b)?;
+    if a.len() != a_shape.iter().product::<usize>() || b.len() != b_shape.iter().product::<usize>()
+    {
+        return Err(Error::shape(
+            "matmul_cpu",
+            "data lengths do not match the shapes",
+        ));
+    }
+    if let Some(bias) = bias {
+        if bias.len() != g.n {
+            return Err(Error::shape(
+                "matmul_cpu",
+                format!("bias has {} values, n = {}", bias.len(), g.n),
+            ));
+        }
+    }
+    let (m, n, k) = (g.m, g.n, g.k);
+    let mut out = vec![0f32; g.batch * m * n];
+    let mut row = vec![0f64; n];
+    for bt in 0..g.batch {
+        let a0 = if g.a_batched { bt * m * k } else { 0 };
+        let b0 = if g.b_batched { bt * k * n } else { 0 };
+        for i in 0..m {
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for kk in 0..k {
+                let av = if opts.trans_a {
+                    a[a0 + kk * m + i]
+                } else {
+                    a[a0 + i * k + kk]
+                } as f64;
+                if opts.trans_b {
+                    for (j, r) in row.iter_mut().enumerate() {
+                        *r += av * b[b0 + j * k + kk] as f64;
+                    }
+                } else {
+                    let br = &b[b0 + kk * n..b0 + kk * n + n];
+                    for (r, &bv) in row.iter_mut().zip(br) {
+                        *r += av * bv as f64;
+                    }
+                }
+            }
+            let o = &mut out[(bt * m + i) * n..(bt * m + i) * n + n];
+            for (j, (dst, &v)) in o.iter_mut().zip(row.iter()).enumerate() {
+                let v = v + bias.map_or(0.0, |bs| bs[j] as f64);
+                *dst = opts.act.cpu(v as f32);
+            }
+        }
+    }
+    Ok((out, g.out_shape))
+}
+
+/// The CPU reference of one output row, `(batch, row)` = `at`, for spot checks of results too
+/// large to recompute whole (f64 accumulation, as [`matmul_cpu`]).
+pub fn matmul_cpu_row(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    bias: Option<&[f32]>,
+    opts: &MatmulOpts,
+    at: (usize, usize),
+) -> Result<Vec<f32>> {
+    let g = geometry(a_shape, b_shape, opts.trans_a, opts.trans_b)?;
+    let (bt, i) = at;
+    if bt >= g.batch || i >= g.m {
+        return Err(Error::Invalid(format!(
+            "matmul_cpu_row: row ({bt}, {i}) is outside {:?}",
+            g.out_shape
+        )));
+    }
+    let (m, n, k) = (g.m, g.n, g.k);
+    let a0 = if g.a_batched { bt * m * k } else { 0 };
+    let b0 = if g.b_batched { bt * k * n } else { 0 };
+    let mut row = vec![0f64; n];
+    for kk in 0..k {
+        let av = if opts.trans_a {
+            a[a0 + kk * m + i]
+        } else {
+            a[a0 + i * k + kk]
+        } as f64;
+        for (j, r) in row.iter_mut().enumerate() {
+            let bv = if opts.trans_b {
+                b[b0 + j * k + kk]
+            } else {
+                b[b0 + kk * n + j]
+            };
+            *r += av * bv as f64;
+        }
+    }
+    Ok(row
+        .into_iter()
+        .enumerate()
+        .map(|(j, v)| {
+            opts.act
+                .cpu((v + bias.map_or(0.0, |bs| bs[j] as f64)) as f32)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_checks() {
+        let g = geometry(&[3, 5, 7], &[7, 2], false, false).unwrap();
+        assert_eq!((g.batch, g.m, g.n, g.k), (3, 5, 2, 7));
+        assert!(g.a_batched && !g.b_batched);
+        assert_eq!(g.out_shape, vec![3, 5, 2]);
+        let g = geometry(&[7, 5], &[4, 2, 7], true, true).unwrap();
+        assert_eq!((g.batch, g.m, g.n, g.k), (4, 5, 2, 7));
+        assert!(!g.a_batched && g.b_batched);
+        assert!(geometry(&[5, 7], &[6, 2], false, false).is_err());
+        assert!(geometry(&[2, 5, 7], &[3, 7, 2], false, false).is_err());
+        assert!(geometry(&[7], &[7, 2], false, false).is_err());
+    }
+
+    #[test]
+    fn bind_aligns_down() {
+        let b = bind(70, 10, 256);
+        assert_eq!((b.offset, b.size, b.skip), (256, 280 + 40 - 256, 6));
+    }
+}
