@@ -829,7 +829,7 @@ fn interactions_bad_inputs() {
         &short,
         3,
         "rating",
-        "expected 3 fields, found 2",
+        "expected 3 tab-separated fields, found 2",
     );
     let long = write(&d, "long.csv", "1,2,3\n4,5,6,7\n");
     assert_data_err(
@@ -837,7 +837,7 @@ fn interactions_bad_inputs() {
         &long,
         2,
         "column 2",
-        "expected 3 fields, found 4",
+        "expected 3 comma-separated fields, found 4",
     );
     let empty_id = write(&d, "eid.csv", "user,item\n1,a\n,b\n");
     assert_data_err(
@@ -894,7 +894,7 @@ fn interactions_bad_inputs() {
         &short_item,
         3,
         "genre",
-        "expected 3 fields, found 2",
+        "expected 3 tab-separated fields, found 2",
     );
     let bad_utf8 = write(&d, "bad.csv", b"user,item\n1,a\n2,\xff\n");
     assert_data_err(load_interactions(&bad_utf8), &bad_utf8, 3, "text", "UTF-8");
@@ -919,7 +919,10 @@ fn failed_writes_leave_the_old_file() {
     // A missing folder is created.
     let nested = d.join("no/such/dir/x.npy");
     write_npy_f32(&nested, &[1], &[1.0]).unwrap();
-    assert_eq!(semid::data::npy::read_npy_f32(&nested).unwrap().data, vec![1.0]);
+    assert_eq!(
+        semid::data::npy::read_npy_f32(&nested).unwrap().data,
+        vec![1.0]
+    );
     // A folder that cannot be created is an I/O error naming the target.
     let blocked = p.join("x.npy"); // `out.npy` is a file, not a folder
     assert!(

@@ -272,8 +272,8 @@ fn bad_rows_name_file_row_and_field() {
         load_ml1m(&d).unwrap_err(),
         "ml-1m.inter",
         1,
-        "",
-        "empty file",
+        "text",
+        "empty file: expected a header of tab-separated `name:type` fields",
     );
 
     // Item file problems: duplicate id, bad year, invalid UTF-8.
@@ -313,7 +313,7 @@ fn bad_rows_name_file_row_and_field() {
         load_ml1m(&d).unwrap_err(),
         "ml-1m.item",
         3,
-        "",
+        "text",
         "not valid UTF-8",
     );
     // A missing file is an Io error naming it.

