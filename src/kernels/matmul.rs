@@ -68,7 +68,7 @@ pub enum Variant {
     /// 64×64 tiles staged through workgroup memory (entry `matmul_shared`); the default on
     /// real GPUs.
     Shared,
-    /// Barrier-free 16×8 register tile per invocation (entries `matmul_regtile` with vec4 loads
+    /// Barrier-free 16×16 register tile per invocation (entries `matmul_regtile` with vec4 loads
     /// when every access is aligned, else `matmul_regtile_scalar`); the default on CPU adapters.
     RegTile,
 }
@@ -259,7 +259,7 @@ struct Params {
 const REG_WG: u32 = 64;
 const REG_GX: u32 = 8;
 const REG_BM: usize = (REG_WG / REG_GX) as usize * 16;
-const REG_BN: usize = REG_GX as usize * 8;
+const REG_BN: usize = REG_GX as usize * 16;
 /// Workgroup-memory tile.
 const SH_BM: usize = 64;
 const SH_BN: usize = 64;
