@@ -292,22 +292,11 @@ fn matmul_regtile(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
             r15 = mac(r15, a4_row(abase, row0 + 15u, k0), b);
         }
     }
-    c4_store(cbase, row0 + 0u, col0, r0);
-    c4_store(cbase, row0 + 1u, col0, r1);
-    c4_store(cbase, row0 + 2u, col0, r2);
-    c4_store(cbase, row0 + 3u, col0, r3);
-    c4_store(cbase, row0 + 4u, col0, r4);
-    c4_store(cbase, row0 + 5u, col0, r5);
-    c4_store(cbase, row0 + 6u, col0, r6);
-    c4_store(cbase, row0 + 7u, col0, r7);
-    c4_store(cbase, row0 + 8u, col0, r8);
-    c4_store(cbase, row0 + 9u, col0, r9);
-    c4_store(cbase, row0 + 10u, col0, r10);
-    c4_store(cbase, row0 + 11u, col0, r11);
-    c4_store(cbase, row0 + 12u, col0, r12);
-    c4_store(cbase, row0 + 13u, col0, r13);
-    c4_store(cbase, row0 + 14u, col0, r14);
-    c4_store(cbase, row0 + 15u, col0, r15);
+    // The epilogue runs in a loop over the rows (not unrolled: it holds the activation code).
+    var tile = array<Row, 16>(r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+    for (var i = 0u; i < 16u; i++) {
+        c4_store(cbase, row0 + i, col0, tile[i]);
+    }
 }
 
 // ---- matmul_regtile_scalar: any shape and alignment. Indices are clamped into the matrices and
@@ -426,22 +415,10 @@ fn matmul_regtile_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
         r14 = mac(r14, a1_row(abase, row0 + 14u, k0), b);
         r15 = mac(r15, a1_row(abase, row0 + 15u, k0), b);
     }
-    c1_store(cbase, row0 + 0u, col0, r0);
-    c1_store(cbase, row0 + 1u, col0, r1);
-    c1_store(cbase, row0 + 2u, col0, r2);
-    c1_store(cbase, row0 + 3u, col0, r3);
-    c1_store(cbase, row0 + 4u, col0, r4);
-    c1_store(cbase, row0 + 5u, col0, r5);
-    c1_store(cbase, row0 + 6u, col0, r6);
-    c1_store(cbase, row0 + 7u, col0, r7);
-    c1_store(cbase, row0 + 8u, col0, r8);
-    c1_store(cbase, row0 + 9u, col0, r9);
-    c1_store(cbase, row0 + 10u, col0, r10);
-    c1_store(cbase, row0 + 11u, col0, r11);
-    c1_store(cbase, row0 + 12u, col0, r12);
-    c1_store(cbase, row0 + 13u, col0, r13);
-    c1_store(cbase, row0 + 14u, col0, r14);
-    c1_store(cbase, row0 + 15u, col0, r15);
+    var tile = array<Row, 16>(r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+    for (var i = 0u; i < 16u; i++) {
+        c1_store(cbase, row0 + i, col0, tile[i]);
+    }
 }
 
 // ---- matmul_shared: 64x64 output tiles, k in steps of 16 staged through workgroup memory
