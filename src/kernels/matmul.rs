@@ -9,8 +9,10 @@
 //!
 //! Two kernel variants ([`Variant`]): a workgroup-memory tile for real GPUs and a barrier-free
 //! register tile for CPU adapters (lavapipe), chosen by adapter unless forced. Work is split
-//! into batch groups and row ranges bound at aligned offsets, so tensors above the storage
-//! binding cap (128 MiB under default limits) work.
+//! into batch groups and row ranges bound at aligned offsets, and, when a transposed A or a B
+//! that every row reads is itself too large, into ranges of the reduction whose partial sums
+//! accumulate in C (bias and activation after the last), so tensors above the storage binding
+//! cap (128 MiB under default limits) work.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
