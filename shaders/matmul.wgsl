@@ -12,7 +12,7 @@
 //
 // Entry points:
 //   matmul_regtile         barrier-free register tile, vec4 loads: each invocation computes 16
-//                          rows x 8 columns. Needs every vec4 access aligned (the launcher checks).
+//                          rows x 16 columns. Needs every vec4 access aligned (the launcher checks).
 //                          Fastest on CPU adapters (lavapipe), where each memory access costs a
 //                          per-lane loop and workgroup barriers are coroutine switches.
 //   matmul_regtile_scalar  the same tile with scalar loads, for any shape and alignment.
@@ -89,26 +89,34 @@ fn tile_of(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Register tile: 16 rows x 8 columns per invocation, as 16 `Row`s of two vec4 column groups.
+// Register tile: 16 rows x 16 columns per invocation, as 16 `Row`s of four vec4 column groups.
 
 struct Row {
     x: vec4<f32>,  // columns col0 .. col0+3
     y: vec4<f32>,  // columns col0+4 .. col0+7
+    z: vec4<f32>,  // columns col0+8 .. col0+11
+    w: vec4<f32>,  // columns col0+12 .. col0+15
 };
 
-// B(k0+t, col0 .. col0+7) for t = 0..3.
+// B(k0+t, col0 .. col0+15) for t = 0..3.
 struct BBlock {
-    k0x: vec4<f32>, k0y: vec4<f32>,
-    k1x: vec4<f32>, k1y: vec4<f32>,
-    k2x: vec4<f32>, k2y: vec4<f32>,
-    k3x: vec4<f32>, k3y: vec4<f32>,
+    k0: Row,
+    k1: Row,
+    k2: Row,
+    k3: Row,
 };
+
+fn mac4(r: vec4<f32>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return fma(b3, vec4(a.w), fma(b2, vec4(a.z), fma(b1, vec4(a.y), fma(b0, vec4(a.x), r))));
+}
 
 // One row of the tile advanced by four steps of k: r += a.x·B(k0) + a.y·B(k0+1) + ...
 fn mac(r: Row, a: vec4<f32>, b: BBlock) -> Row {
-    let x = fma(b.k3x, vec4(a.w), fma(b.k2x, vec4(a.z), fma(b.k1x, vec4(a.y), fma(b.k0x, vec4(a.x), r.x))));
-    let y = fma(b.k3y, vec4(a.w), fma(b.k2y, vec4(a.z), fma(b.k1y, vec4(a.y), fma(b.k0y, vec4(a.x), r.y))));
-    return Row(x, y);
+    return Row(
+        mac4(r.x, a, b.k0.x, b.k1.x, b.k2.x, b.k3.x),
+        mac4(r.y, a, b.k0.y, b.k1.y, b.k2.y, b.k3.y),
+        mac4(r.z, a, b.k0.z, b.k1.z, b.k2.z, b.k3.z),
+        mac4(r.w, a, b.k0.w, b.k1.w, b.k2.w, b.k3.w));
 }
 
 // ---- matmul_regtile: vec4 bindings. The launcher guarantees k, n, lda, ldb, every offset and
@@ -131,7 +139,7 @@ fn a4_col(abase: u32, g: u32, k: u32) -> vec4<f32> {
 
 fn b4_block(bbase: u32, col0: u32, k0: u32) -> BBlock {
     if (TRANS_B) {
-        // B stored [n, k]: load B(k0..k0+3, j) for each of the 8 columns and transpose.
+        // B stored [n, k]: load B(k0..k0+3, j) for each of the 16 columns and transpose.
         let lim = p.n - 1u;
         let v0 = b4[(bbase + min(col0, lim) * p.ldb + k0) >> 2u];
         let v1 = b4[(bbase + min(col0 + 1u, lim) * p.ldb + k0) >> 2u];
@@ -141,45 +149,65 @@ fn b4_block(bbase: u32, col0: u32, k0: u32) -> BBlock {
         let v5 = b4[(bbase + min(col0 + 5u, lim) * p.ldb + k0) >> 2u];
         let v6 = b4[(bbase + min(col0 + 6u, lim) * p.ldb + k0) >> 2u];
         let v7 = b4[(bbase + min(col0 + 7u, lim) * p.ldb + k0) >> 2u];
+        let v8 = b4[(bbase + min(col0 + 8u, lim) * p.ldb + k0) >> 2u];
+        let v9 = b4[(bbase + min(col0 + 9u, lim) * p.ldb + k0) >> 2u];
+        let v10 = b4[(bbase + min(col0 + 10u, lim) * p.ldb + k0) >> 2u];
+        let v11 = b4[(bbase + min(col0 + 11u, lim) * p.ldb + k0) >> 2u];
+        let v12 = b4[(bbase + min(col0 + 12u, lim) * p.ldb + k0) >> 2u];
+        let v13 = b4[(bbase + min(col0 + 13u, lim) * p.ldb + k0) >> 2u];
+        let v14 = b4[(bbase + min(col0 + 14u, lim) * p.ldb + k0) >> 2u];
+        let v15 = b4[(bbase + min(col0 + 15u, lim) * p.ldb + k0) >> 2u];
         return BBlock(
-            vec4(v0.x, v1.x, v2.x, v3.x), vec4(v4.x, v5.x, v6.x, v7.x),
-            vec4(v0.y, v1.y, v2.y, v3.y), vec4(v4.y, v5.y, v6.y, v7.y),
-            vec4(v0.z, v1.z, v2.z, v3.z), vec4(v4.z, v5.z, v6.z, v7.z),
-            vec4(v0.w, v1.w, v2.w, v3.w), vec4(v4.w, v5.w, v6.w, v7.w));
+            Row(vec4(v0.x, v1.x, v2.x, v3.x),
+                vec4(v4.x, v5.x, v6.x, v7.x),
+                vec4(v8.x, v9.x, v10.x, v11.x),
+                vec4(v12.x, v13.x, v14.x, v15.x)),
+            Row(vec4(v0.y, v1.y, v2.y, v3.y),
+                vec4(v4.y, v5.y, v6.y, v7.y),
+                vec4(v8.y, v9.y, v10.y, v11.y),
+                vec4(v12.y, v13.y, v14.y, v15.y)),
+            Row(vec4(v0.z, v1.z, v2.z, v3.z),
+                vec4(v4.z, v5.z, v6.z, v7.z),
+                vec4(v8.z, v9.z, v10.z, v11.z),
+                vec4(v12.z, v13.z, v14.z, v15.z)),
+            Row(vec4(v0.w, v1.w, v2.w, v3.w),
+                vec4(v4.w, v5.w, v6.w, v7.w),
+                vec4(v8.w, v9.w, v10.w, v11.w),
+                vec4(v12.w, v13.w, v14.w, v15.w)));
     }
-    // B stored [k, n]: two vec4 column groups per k; groups past n are clamped.
+    // B stored [k, n]: four vec4 column groups per k; groups past n are clamped.
     let last = p.n - 4u;
     let cx = bbase + min(col0, last);
     let cy = bbase + min(col0 + 4u, last);
+    let cz = bbase + min(col0 + 8u, last);
+    let cw = bbase + min(col0 + 12u, last);
     let r0 = k0 * p.ldb;
     let r1 = r0 + p.ldb;
     let r2 = r1 + p.ldb;
     let r3 = r2 + p.ldb;
     return BBlock(
-        b4[(cx + r0) >> 2u], b4[(cy + r0) >> 2u],
-        b4[(cx + r1) >> 2u], b4[(cy + r1) >> 2u],
-        b4[(cx + r2) >> 2u], b4[(cy + r2) >> 2u],
-        b4[(cx + r3) >> 2u], b4[(cy + r3) >> 2u]);
+        Row(b4[(cx + r0) >> 2u], b4[(cy + r0) >> 2u], b4[(cz + r0) >> 2u], b4[(cw + r0) >> 2u]),
+        Row(b4[(cx + r1) >> 2u], b4[(cy + r1) >> 2u], b4[(cz + r1) >> 2u], b4[(cw + r1) >> 2u]),
+        Row(b4[(cx + r2) >> 2u], b4[(cy + r2) >> 2u], b4[(cz + r2) >> 2u], b4[(cw + r2) >> 2u]),
+        Row(b4[(cx + r3) >> 2u], b4[(cy + r3) >> 2u], b4[(cz + r3) >> 2u], b4[(cw + r3) >> 2u]));
 }
 
 // Bias, previous contents, activation and the store of one row of the tile.
+fn c4_group(o: u32, g: u32, v: vec4<f32>) {
+    var x = v;
+    if ((p.flags & 2u) != 0u) { x += c4[o]; }
+    if ((p.flags & 1u) != 0u) { x += bias4[g]; }
+    c4[o] = activate4(x);
+}
+
 fn c4_store(cbase: u32, row: u32, col0: u32, r: Row) {
     if (row >= p.m) { return; }
     let o = (cbase + row * p.n + col0) >> 2u;
-    let gx = col0 >> 2u;
-    var x = r.x;
-    var y = r.y;
-    let full_y = col0 + 4u < p.n;
-    if ((p.flags & 2u) != 0u) {
-        x += c4[o];
-        if (full_y) { y += c4[o + 1u]; }
-    }
-    if ((p.flags & 1u) != 0u) {
-        x += bias4[gx];
-        if (full_y) { y += bias4[gx + 1u]; }
-    }
-    c4[o] = activate4(x);
-    if (full_y) { c4[o + 1u] = activate4(y); }
+    let g = col0 >> 2u;
+    c4_group(o, g, r.x);
+    if (col0 + 4u < p.n) { c4_group(o + 1u, g + 1u, r.y); }
+    if (col0 + 8u < p.n) { c4_group(o + 2u, g + 2u, r.z); }
+    if (col0 + 12u < p.n) { c4_group(o + 3u, g + 3u, r.w); }
 }
 
 @compute @workgroup_size(WG)
@@ -188,28 +216,28 @@ fn matmul_regtile(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let t = tile_of(wg, nwg);
     if (t.x >= p.batch) { return; }
     let row0 = (t.y * (WG / GX) + lid / GX) * 16u;
-    let col0 = (t.z * GX + lid % GX) * 8u;
+    let col0 = (t.z * GX + lid % GX) * 16u;
     if (col0 >= p.n) { return; }
     let abase = p.a_off + t.x * p.a_bs;
     let bbase = p.b_off + t.x * p.b_bs;
     let cbase = p.c_off + t.x * p.c_bs;
 
-    var r0 = Row(vec4(0.0), vec4(0.0));
-    var r1 = Row(vec4(0.0), vec4(0.0));
-    var r2 = Row(vec4(0.0), vec4(0.0));
-    var r3 = Row(vec4(0.0), vec4(0.0));
-    var r4 = Row(vec4(0.0), vec4(0.0));
-    var r5 = Row(vec4(0.0), vec4(0.0));
-    var r6 = Row(vec4(0.0), vec4(0.0));
-    var r7 = Row(vec4(0.0), vec4(0.0));
-    var r8 = Row(vec4(0.0), vec4(0.0));
-    var r9 = Row(vec4(0.0), vec4(0.0));
-    var r10 = Row(vec4(0.0), vec4(0.0));
-    var r11 = Row(vec4(0.0), vec4(0.0));
-    var r12 = Row(vec4(0.0), vec4(0.0));
-    var r13 = Row(vec4(0.0), vec4(0.0));
-    var r14 = Row(vec4(0.0), vec4(0.0));
-    var r15 = Row(vec4(0.0), vec4(0.0));
+    var r0 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r1 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r2 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r3 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r4 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r5 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r6 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r7 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r8 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r9 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r10 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r11 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r12 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r13 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r14 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r15 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
         let b = b4_block(bbase, col0, k0);
         if (TRANS_A) {
@@ -264,22 +292,11 @@ fn matmul_regtile(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
             r15 = mac(r15, a4_row(abase, row0 + 15u, k0), b);
         }
     }
-    c4_store(cbase, row0 + 0u, col0, r0);
-    c4_store(cbase, row0 + 1u, col0, r1);
-    c4_store(cbase, row0 + 2u, col0, r2);
-    c4_store(cbase, row0 + 3u, col0, r3);
-    c4_store(cbase, row0 + 4u, col0, r4);
-    c4_store(cbase, row0 + 5u, col0, r5);
-    c4_store(cbase, row0 + 6u, col0, r6);
-    c4_store(cbase, row0 + 7u, col0, r7);
-    c4_store(cbase, row0 + 8u, col0, r8);
-    c4_store(cbase, row0 + 9u, col0, r9);
-    c4_store(cbase, row0 + 10u, col0, r10);
-    c4_store(cbase, row0 + 11u, col0, r11);
-    c4_store(cbase, row0 + 12u, col0, r12);
-    c4_store(cbase, row0 + 13u, col0, r13);
-    c4_store(cbase, row0 + 14u, col0, r14);
-    c4_store(cbase, row0 + 15u, col0, r15);
+    // The epilogue runs in a loop over the rows (not unrolled: it holds the activation code).
+    var tile = array<Row, 16>(r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+    for (var i = 0u; i < 16u; i++) {
+        c4_store(cbase, row0 + i, col0, tile[i]);
+    }
 }
 
 // ---- matmul_regtile_scalar: any shape and alignment. Indices are clamped into the matrices and
@@ -316,10 +333,10 @@ fn b1_vec(bbase: u32, k: u32, j: u32) -> vec4<f32> {
 
 fn b1_block(bbase: u32, col0: u32, k0: u32) -> BBlock {
     return BBlock(
-        b1_vec(bbase, k0, col0), b1_vec(bbase, k0, col0 + 4u),
-        b1_vec(bbase, k0 + 1u, col0), b1_vec(bbase, k0 + 1u, col0 + 4u),
-        b1_vec(bbase, k0 + 2u, col0), b1_vec(bbase, k0 + 2u, col0 + 4u),
-        b1_vec(bbase, k0 + 3u, col0), b1_vec(bbase, k0 + 3u, col0 + 4u));
+        Row(b1_vec(bbase, k0, col0), b1_vec(bbase, k0, col0 + 4u), b1_vec(bbase, k0, col0 + 8u), b1_vec(bbase, k0, col0 + 12u)),
+        Row(b1_vec(bbase, k0 + 1u, col0), b1_vec(bbase, k0 + 1u, col0 + 4u), b1_vec(bbase, k0 + 1u, col0 + 8u), b1_vec(bbase, k0 + 1u, col0 + 12u)),
+        Row(b1_vec(bbase, k0 + 2u, col0), b1_vec(bbase, k0 + 2u, col0 + 4u), b1_vec(bbase, k0 + 2u, col0 + 8u), b1_vec(bbase, k0 + 2u, col0 + 12u)),
+        Row(b1_vec(bbase, k0 + 3u, col0), b1_vec(bbase, k0 + 3u, col0 + 4u), b1_vec(bbase, k0 + 3u, col0 + 8u), b1_vec(bbase, k0 + 3u, col0 + 12u)));
 }
 
 fn c1_put(cbase: u32, row: u32, col: u32, v: f32) {
@@ -341,6 +358,14 @@ fn c1_store(cbase: u32, row: u32, col0: u32, r: Row) {
     c1_put(cbase, row, col0 + 5u, r.y.y);
     c1_put(cbase, row, col0 + 6u, r.y.z);
     c1_put(cbase, row, col0 + 7u, r.y.w);
+    c1_put(cbase, row, col0 + 8u, r.z.x);
+    c1_put(cbase, row, col0 + 9u, r.z.y);
+    c1_put(cbase, row, col0 + 10u, r.z.z);
+    c1_put(cbase, row, col0 + 11u, r.z.w);
+    c1_put(cbase, row, col0 + 12u, r.w.x);
+    c1_put(cbase, row, col0 + 13u, r.w.y);
+    c1_put(cbase, row, col0 + 14u, r.w.z);
+    c1_put(cbase, row, col0 + 15u, r.w.w);
 }
 
 @compute @workgroup_size(WG)
@@ -349,28 +374,28 @@ fn matmul_regtile_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     let t = tile_of(wg, nwg);
     if (t.x >= p.batch) { return; }
     let row0 = (t.y * (WG / GX) + lid / GX) * 16u;
-    let col0 = (t.z * GX + lid % GX) * 8u;
+    let col0 = (t.z * GX + lid % GX) * 16u;
     if (col0 >= p.n) { return; }
     let abase = p.a_off + t.x * p.a_bs;
     let bbase = p.b_off + t.x * p.b_bs;
     let cbase = p.c_off + t.x * p.c_bs;
 
-    var r0 = Row(vec4(0.0), vec4(0.0));
-    var r1 = Row(vec4(0.0), vec4(0.0));
-    var r2 = Row(vec4(0.0), vec4(0.0));
-    var r3 = Row(vec4(0.0), vec4(0.0));
-    var r4 = Row(vec4(0.0), vec4(0.0));
-    var r5 = Row(vec4(0.0), vec4(0.0));
-    var r6 = Row(vec4(0.0), vec4(0.0));
-    var r7 = Row(vec4(0.0), vec4(0.0));
-    var r8 = Row(vec4(0.0), vec4(0.0));
-    var r9 = Row(vec4(0.0), vec4(0.0));
-    var r10 = Row(vec4(0.0), vec4(0.0));
-    var r11 = Row(vec4(0.0), vec4(0.0));
-    var r12 = Row(vec4(0.0), vec4(0.0));
-    var r13 = Row(vec4(0.0), vec4(0.0));
-    var r14 = Row(vec4(0.0), vec4(0.0));
-    var r15 = Row(vec4(0.0), vec4(0.0));
+    var r0 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r1 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r2 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r3 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r4 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r5 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r6 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r7 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r8 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r9 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r10 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r11 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r12 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r13 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r14 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    var r15 = Row(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
         let b = b1_block(bbase, col0, k0);
         r0 = mac(r0, a1_row(abase, row0 + 0u, k0), b);
@@ -390,22 +415,10 @@ fn matmul_regtile_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
         r14 = mac(r14, a1_row(abase, row0 + 14u, k0), b);
         r15 = mac(r15, a1_row(abase, row0 + 15u, k0), b);
     }
-    c1_store(cbase, row0 + 0u, col0, r0);
-    c1_store(cbase, row0 + 1u, col0, r1);
-    c1_store(cbase, row0 + 2u, col0, r2);
-    c1_store(cbase, row0 + 3u, col0, r3);
-    c1_store(cbase, row0 + 4u, col0, r4);
-    c1_store(cbase, row0 + 5u, col0, r5);
-    c1_store(cbase, row0 + 6u, col0, r6);
-    c1_store(cbase, row0 + 7u, col0, r7);
-    c1_store(cbase, row0 + 8u, col0, r8);
-    c1_store(cbase, row0 + 9u, col0, r9);
-    c1_store(cbase, row0 + 10u, col0, r10);
-    c1_store(cbase, row0 + 11u, col0, r11);
-    c1_store(cbase, row0 + 12u, col0, r12);
-    c1_store(cbase, row0 + 13u, col0, r13);
-    c1_store(cbase, row0 + 14u, col0, r14);
-    c1_store(cbase, row0 + 15u, col0, r15);
+    var tile = array<Row, 16>(r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+    for (var i = 0u; i < 16u; i++) {
+        c1_store(cbase, row0 + i, col0, tile[i]);
+    }
 }
 
 // ---- matmul_shared: 64x64 output tiles, k in steps of 16 staged through workgroup memory

@@ -271,6 +271,56 @@ fn output_above_the_binding_cap_is_split_into_row_ranges() {
 }
 
 #[test]
+fn operands_bound_whole_above_the_cap_split_the_reduction() {
+    let gpu = gpu();
+    let cap = gpu.kernel_limits().max_storage_binding;
+    let k = 34_000;
+    // Gradient form dW = Xᵀ·dY: A = X stored [k, m] = 139 MB, read whole for every row of C.
+    // B [k, n] = 139 MB, read whole for every row of C. Both force partial sums over k; the
+    // bias and ReLU must be applied once, after the last part (results are ~±200, so the
+    // tolerance of 1e-4 of the largest still catches a bias added twice or a ReLU in between).
+    for variant in Variant::ALL {
+        for &(m, n, ta, tb) in &[
+            (1_024, 8, true, false),
+            (1_023, 7, true, false),
+            (4, 1_024, false, false),
+        ] {
+            let a_shape = stored(&[], m, k, ta);
+            let b_shape = stored(&[], k, n, tb);
+            assert!(((m * k) as u64 * 4 > cap) || ((k * n) as u64 * 4 > cap));
+            let av = rand_vec(m * k, 51);
+            let bv = rand_vec(k * n, 52);
+            let bias = rand_vec(n, 53);
+            let a = upload(&av, &a_shape);
+            let b = upload(&bv, &b_shape);
+            let bias_t = upload(&bias, &[n]);
+            let opts = MatmulOpts::new()
+                .trans_a(ta)
+                .trans_b(tb)
+                .bias(&bias_t)
+                .act(Activation::Relu)
+                .variant(variant);
+            let out = matmul(&a, &b, &opts).unwrap();
+            check_rows(
+                &out,
+                &[0, 1, m / 2, m - 2, m - 1],
+                |r| {
+                    matmul_cpu_row(&av, &a_shape, &bv, &b_shape, Some(&bias), &opts, (0, r))
+                        .unwrap()
+                },
+                &format!("{variant:?} ta={ta} tb={tb} {m}x{k}x{n}"),
+            );
+        }
+    }
+    // A transposed B that large cannot be split: an error, not a panic or a device error.
+    let a = upload(&rand_vec(4 * k, 54), &[4, k]);
+    let b = Tensor::zeros(&gpu, &[1_024, k]).unwrap();
+    let r = matmul(&a, &b, &MatmulOpts::new().trans_b(true));
+    assert!(matches!(r, Err(Error::TooLarge { .. })), "{r:?}");
+    gpu.sync().unwrap();
+}
+
+#[test]
 fn batches_too_large_to_group_fall_back_to_unaligned_row_ranges() {
     // Each batch's C is 1,025 × 513 × 4 bytes: 64 batches (the alignment step for this odd
     // size) exceed 128 MiB, so batches are bound one at a time at unaligned element offsets.
@@ -300,29 +350,37 @@ fn batches_too_large_to_group_fall_back_to_unaligned_row_ranges() {
 
 #[test]
 fn more_than_65535_workgroups() {
-    // 70,000 batches of tiny products: one workgroup each.
-    for variant in Variant::ALL {
-        run_case(
-            variant,
-            &[70_000],
-            &[70_000],
-            (2, 3, 2),
-            (false, false),
-            true,
-            Activation::None,
-            5,
-        );
-        run_case(
-            variant,
-            &[70_000],
-            &[70_000],
-            (4, 4, 4),
-            (true, true),
-            false,
-            Activation::Gelu,
-            6,
-        );
-    }
+    // 66,000 batches of tiny products: one workgroup each, folded over x and y.
+    run_case(
+        Variant::Shared,
+        &[66_000],
+        &[66_000],
+        (2, 3, 2),
+        (false, false),
+        true,
+        Activation::None,
+        5,
+    );
+    run_case(
+        Variant::RegTile,
+        &[66_000],
+        &[66_000],
+        (2, 3, 2),
+        (true, false),
+        true,
+        Activation::None,
+        5,
+    );
+    run_case(
+        Variant::RegTile,
+        &[66_000],
+        &[66_000],
+        (4, 4, 4),
+        (false, true),
+        false,
+        Activation::Gelu,
+        6,
+    );
 }
 
 #[test]

@@ -9,8 +9,10 @@
 //!
 //! Two kernel variants ([`Variant`]): a workgroup-memory tile for real GPUs and a barrier-free
 //! register tile for CPU adapters (lavapipe), chosen by adapter unless forced. Work is split
-//! into batch groups and row ranges bound at aligned offsets, so tensors above the storage
-//! binding cap (128 MiB under default limits) work.
+//! into batch groups and row ranges bound at aligned offsets, and, when a transposed A or a B
+//! that every row reads is itself too large, into ranges of the reduction whose partial sums
+//! accumulate in C (bias and activation after the last), so tensors above the storage binding
+//! cap (128 MiB under default limits) work.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
@@ -68,7 +70,7 @@ pub enum Variant {
     /// 64×64 tiles staged through workgroup memory (entry `matmul_shared`); the default on
     /// real GPUs.
     Shared,
-    /// Barrier-free 16×8 register tile per invocation (entries `matmul_regtile` with vec4 loads
+    /// Barrier-free 16×16 register tile per invocation (entries `matmul_regtile` with vec4 loads
     /// when every access is aligned, else `matmul_regtile_scalar`); the default on CPU adapters.
     RegTile,
 }
@@ -255,22 +257,102 @@ struct Params {
     tiles_n: u32,
 }
 
-/// Register tile geometry (must match the shader's defaults passed as constants).
-const REG_WG: u32 = 64;
+/// Rows and columns of C computed by one register-tile invocation (fixed in the shader).
+const REG_TILE: usize = 16;
+
+/// Register-tile workgroup: 8 invocations (one SIMD row on CPU adapters), all across columns,
+/// so one workgroup computes 16 rows × 128 columns. Small workgroups keep small and heavily
+/// batched products from paying for idle invocations (on CPU adapters every invocation of a
+/// workgroup runs, masked or not); on lavapipe 8 and 64 invocations ran equally fast on large
+/// products, while 16 and 32 took ten times longer to compile.
+const REG_WG: u32 = 8;
 const REG_GX: u32 = 8;
-const REG_BM: usize = (REG_WG / REG_GX) as usize * 16;
-const REG_BN: usize = REG_GX as usize * 8;
+
 /// Workgroup-memory tile.
 const SH_BM: usize = 64;
 const SH_BN: usize = 64;
 
-/// One dispatch: batches `b0..b0+nb`, rows `r0..r0+nr` of each.
-#[derive(Clone, Copy, Debug)]
+/// One dispatch: batches `b0..b0+nb`, rows `r0..r0+nr` of each, reduction steps `k0..k0+kc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Job {
     b0: usize,
     nb: usize,
     r0: usize,
     nr: usize,
+    k0: usize,
+    kc: usize,
+}
+
+/// Sizes and element strides of one product as the kernel sees it (after flattening).
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    /// Batch strides in elements (0: shared).
+    a_bs: usize,
+    b_bs: usize,
+    c_bs: usize,
+}
+
+impl Layout {
+    fn lda(&self) -> usize {
+        if self.ta {
+            self.m
+        } else {
+            self.k
+        }
+    }
+
+    fn ldb(&self) -> usize {
+        if self.tb {
+            self.k
+        } else {
+            self.n
+        }
+    }
+
+    /// Element range `(start, len)` of A that `j` reads.
+    fn a_range(&self, j: &Job) -> (usize, usize) {
+        let (m, k) = (self.m, self.k);
+        let base = j.b0 * self.a_bs;
+        let tail = (j.nb - 1) * self.a_bs;
+        if self.ta {
+            // Storage [k, m]: rows k0.., columns r0..r0+nr.
+            (
+                base + j.k0 * m + j.r0,
+                tail + j.kc.max(1).saturating_sub(1) * m + j.nr,
+            )
+        } else {
+            // Storage [m, k]: rows r0.., columns k0..k0+kc.
+            (base + j.r0 * k + j.k0, tail + (j.nr - 1) * k + j.kc)
+        }
+    }
+
+    /// Element range `(start, len)` of B that `j` reads.
+    fn b_range(&self, j: &Job) -> (usize, usize) {
+        let (n, k) = (self.n, self.k);
+        let base = j.b0 * self.b_bs;
+        let tail = (j.nb - 1) * self.b_bs;
+        if self.tb {
+            // Storage [n, k]: every row, columns k0..k0+kc.
+            (base + j.k0, tail + (n - 1) * k + j.kc)
+        } else {
+            // Storage [k, n]: rows k0..k0+kc.
+            (base + j.k0 * n, tail + j.kc * n)
+        }
+    }
+
+    /// Element range `(start, len)` of C that `j` writes.
+    fn c_range(&self, j: &Job) -> (usize, usize) {
+        (
+            j.b0 * self.c_bs + j.r0 * self.n,
+            (j.nb - 1) * self.c_bs + j.nr * self.n,
+        )
+    }
 }
 
 /// A binding of the element range `[start, start+len)` of a tensor: the bound byte range starts
@@ -347,62 +429,55 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
     } else {
         (g.batch, m, g.a_batched)
     };
-    let b_batched = g.b_batched;
-    let a_bs = if a_batched { m * k } else { 0 };
-    let b_bs = if b_batched { k * n } else { 0 };
-    let c_bs = m * n;
-    let lda = if ta { m } else { k };
-    let ldb = if tb { k } else { n };
-
-    let lim = gpu.kernel_limits();
-    let cap = lim.max_storage_binding;
-    let align = lim.storage_offset_alignment;
-    let jobs = plan(gpu, batch, m, k, n, ta, a_bs, b_bs, c_bs)?;
+    let l = Layout {
+        batch,
+        m,
+        n,
+        k,
+        ta,
+        tb,
+        a_bs: if a_batched { m * k } else { 0 },
+        b_bs: if g.b_batched { k * n } else { 0 },
+        c_bs: m * n,
+    };
+    let align = gpu.kernel_limits().storage_offset_alignment;
+    let jobs = plan(gpu, &l)?;
 
     let (bm, bn) = match variant {
         Variant::Shared => (SH_BM, SH_BN),
-        Variant::RegTile => (REG_BM, REG_BN),
+        Variant::RegTile => (
+            (REG_WG / REG_GX) as usize * REG_TILE,
+            REG_GX as usize * REG_TILE,
+        ),
     };
-    let bias_t = opts.bias;
-    let mut flags = 0u32;
-    if bias_t.is_some() {
-        flags |= 1;
-    }
+    let constants: Vec<(&str, f64)> = match variant {
+        Variant::Shared => vec![("TRANS_A", ta as u8 as f64), ("TRANS_B", tb as u8 as f64)],
+        Variant::RegTile => vec![
+            ("TRANS_A", ta as u8 as f64),
+            ("TRANS_B", tb as u8 as f64),
+            ("WG", REG_WG as f64),
+            ("GX", REG_GX as f64),
+        ],
+    };
     for job in jobs {
-        // Element ranges of each operand for this job.
-        let a_start = job.b0 * a_bs + if ta { job.r0 } else { job.r0 * k };
-        let a_len = if ta {
-            // Whole k×m batches (the rows of C are columns of A's storage).
-            if job.nb == 0 {
-                0
-            } else {
-                (job.nb - 1) * a_bs + (k.max(1) - 1) * m + job.nr
-            }
-        } else if a_batched {
-            (job.nb - 1) * a_bs + job.nr * k
-        } else {
-            job.nr * k
-        };
-        let (b_start, b_len) = if b_batched {
-            (job.b0 * b_bs, job.nb * b_bs)
-        } else {
-            (0, k * n)
-        };
-        let c_start = job.b0 * c_bs + job.r0 * n;
-        let c_len = (job.nb - 1) * c_bs + job.nr * n;
+        let (a_start, a_len) = l.a_range(&job);
+        let (b_start, b_len) = l.b_range(&job);
+        let (c_start, c_len) = l.c_range(&job);
         let ab = bind(a_start, a_len, align);
         let bb = bind(b_start, b_len, align);
         let cb = bind(c_start, c_len, align);
-        for (what, bd) in [("A", &ab), ("B", &bb), ("C", &cb)] {
-            if bd.size > cap {
-                return Err(Error::TooLarge {
-                    what: format!("one matmul binding of {what}"),
-                    bytes: bd.size,
-                    limit_name: "max_storage_buffer_binding_size",
-                    limit: cap,
-                });
-            }
+        // With the reduction split, partial sums accumulate in C and the bias and activation
+        // wait for the last part.
+        let first = job.k0 == 0;
+        let last = job.k0 + job.kc >= k;
+        let mut flags = 0u32;
+        if last && opts.bias.is_some() {
+            flags |= 1;
         }
+        if !first {
+            flags |= 2;
+        }
+        let act = if last { opts.act } else { Activation::None };
         let tiles_m = job.nr.div_ceil(bm);
         let tiles_n = n.div_ceil(bn);
         let groups = job
@@ -410,46 +485,36 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
             .checked_mul(tiles_m)
             .and_then(|v| v.checked_mul(tiles_n))
             .ok_or_else(|| Error::Invalid("matmul: too many workgroups".into()))?;
-        let groups = to_u32(groups, "the workgroup count")?;
         let params = Params {
             m: to_u32(job.nr, "m")?,
             n: to_u32(n, "n")?,
-            k: to_u32(k, "k")?,
+            k: to_u32(job.kc, "k")?,
             batch: to_u32(job.nb, "batch")?,
             a_off: ab.skip,
             b_off: bb.skip,
             c_off: cb.skip,
             flags,
-            a_bs: to_u32(a_bs, "the batch stride of A")?,
-            b_bs: to_u32(b_bs, "the batch stride of B")?,
-            c_bs: to_u32(c_bs, "the batch stride of C")?,
-            act: opts.act.code(),
-            lda: to_u32(lda, "lda")?,
-            ldb: to_u32(ldb, "ldb")?,
+            a_bs: to_u32(l.a_bs, "the batch stride of A")?,
+            b_bs: to_u32(l.b_bs, "the batch stride of B")?,
+            c_bs: to_u32(l.c_bs, "the batch stride of C")?,
+            act: act.code(),
+            lda: to_u32(l.lda(), "lda")?,
+            ldb: to_u32(l.ldb(), "ldb")?,
             tiles_m: to_u32(tiles_m, "row tiles")?,
             tiles_n: to_u32(tiles_n, "column tiles")?,
         };
-        let aligned = [k, n, lda, ldb, a_bs, b_bs, c_bs]
+        let aligned = [job.kc, n, l.lda(), l.ldb(), l.a_bs, l.b_bs, l.c_bs]
             .iter()
             .all(|v| v % 4 == 0)
             && [ab.skip, bb.skip, cb.skip].iter().all(|v| v % 4 == 0)
-            && k > 0;
+            && job.kc > 0;
         let entry = match variant {
             Variant::Shared => "matmul_shared",
             Variant::RegTile if aligned => "matmul_regtile",
             Variant::RegTile => "matmul_regtile_scalar",
         };
-        let constants: Vec<(&str, f64)> = match variant {
-            Variant::Shared => vec![("TRANS_A", ta as u8 as f64), ("TRANS_B", tb as u8 as f64)],
-            Variant::RegTile => vec![
-                ("TRANS_A", ta as u8 as f64),
-                ("TRANS_B", tb as u8 as f64),
-                ("WG", REG_WG as f64),
-                ("GX", REG_GX as f64),
-            ],
-        };
         // Without a bias, B's binding stands in (read-only twice is allowed; flags skip it).
-        let bias_range = match bias_t {
+        let bias_range = match opts.bias {
             Some(t) => t.range(),
             None => BufRange {
                 buf: b.buffer(),
@@ -480,87 +545,117 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
                     size: cb.size,
                 },
             ],
-            groups,
+            to_u32(groups, "the workgroup count")?,
         )?;
     }
     Ok(())
 }
 
-/// Splits the work into dispatches whose bindings stay within the storage-binding cap.
-#[allow(clippy::too_many_arguments)]
-fn plan(
-    gpu: &Gpu,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    ta: bool,
-    a_bs: usize,
-    b_bs: usize,
-    c_bs: usize,
-) -> Result<Vec<Job>> {
+fn too_large(what: &str, bytes: u64, cap: u64) -> Error {
+    Error::TooLarge {
+        what: what.to_string(),
+        bytes,
+        limit_name: "max_storage_buffer_binding_size",
+        limit: cap,
+    }
+}
+
+/// Splits the work into dispatches whose bindings stay within the storage-binding cap: groups
+/// of whole batches, else row ranges of one batch; and when a transposed A or a B must be bound
+/// whole and is too large, ranges of the reduction whose partial sums accumulate in C.
+fn plan(gpu: &Gpu, l: &Layout) -> Result<Vec<Job>> {
     let lim = gpu.kernel_limits();
     let cap = lim.max_storage_binding;
-    let align = lim.storage_offset_alignment;
-    if batch == 1 {
-        // Rows of C (and of A unless transposed) are split at aligned offsets.
-        let mut row_bytes = vec![n as u64 * 4];
-        if !ta {
-            row_bytes.push(k as u64 * 4);
+    // Bindings start at the aligned offset below their range: leave room for the difference.
+    let room = cap.saturating_sub(lim.storage_offset_alignment);
+    let (m, n, k) = (l.m, l.n, l.k);
+    let whole = |nb: usize, b0: usize, r0: usize, nr: usize| Job {
+        b0,
+        nb,
+        r0,
+        nr,
+        k0: 0,
+        kc: k,
+    };
+    // Bytes bound whatever the row split: all of a transposed A's batch, all of B's.
+    let a_fixed = if l.ta { (k * m) as u64 * 4 } else { 0 };
+    let b_fixed = (k * n) as u64 * 4;
+    if a_fixed <= room && b_fixed <= room {
+        if l.batch == 1 {
+            // Rows of C (and of A unless transposed) at aligned offsets.
+            let mut row_bytes = vec![n as u64 * 4];
+            if !l.ta {
+                row_bytes.push(k as u64 * 4);
+            }
+            let chunks = gpu.row_chunks(m, &row_bytes)?;
+            return Ok(chunks
+                .into_iter()
+                .map(|(r0, nr)| whole(1, 0, r0, nr))
+                .collect());
         }
-        let chunks = gpu.row_chunks(m, &row_bytes)?;
-        return Ok(chunks
-            .into_iter()
-            .map(|(r0, nr)| Job {
-                b0: 0,
-                nb: 1,
-                r0,
-                nr,
-            })
-            .collect());
+        // Whole batches per dispatch when they fit.
+        let mut per_batch = vec![l.c_bs as u64 * 4];
+        for bs in [l.a_bs, l.b_bs] {
+            if bs != 0 {
+                per_batch.push(bs as u64 * 4);
+            }
+        }
+        if let Ok(chunks) = gpu.row_chunks(l.batch, &per_batch) {
+            return Ok(chunks
+                .into_iter()
+                .map(|(b0, nb)| whole(nb, b0, 0, m))
+                .collect());
+        }
     }
-    // Whole batches per dispatch when they fit.
-    let mut per_batch = vec![c_bs as u64 * 4];
-    if a_bs != 0 {
-        per_batch.push(a_bs as u64 * 4);
-    }
-    if b_bs != 0 {
-        per_batch.push(b_bs as u64 * 4);
-    }
-    if let Ok(chunks) = gpu.row_chunks(batch, &per_batch) {
-        return Ok(chunks
-            .into_iter()
-            .map(|(b0, nb)| Job {
-                b0,
-                nb,
-                r0: 0,
-                nr: m,
-            })
-            .collect());
-    }
-    // One batch at a time, its rows split; bindings start at the aligned offset below each
-    // range and the shader skips the remainder, so leave room for it.
-    let room = cap.saturating_sub(align);
+    // One batch at a time: rows split, and the reduction too if needed.
+    let kc = if a_fixed <= room && b_fixed <= room {
+        k
+    } else {
+        if l.tb && b_fixed > room {
+            return Err(too_large(
+                "a transposed B (all of it is read for every row of C)",
+                b_fixed,
+                cap,
+            ));
+        }
+        // Bytes per reduction step of the operands bound whole.
+        let per_k = (if l.ta { m } else { 0 }).max(if l.tb { 0 } else { n }) as u64 * 4;
+        let kc = (room / per_k.max(1)) as usize;
+        let kc = if kc >= 4 { kc / 4 * 4 } else { kc };
+        if kc == 0 {
+            return Err(too_large(
+                "one reduction step of a matmul operand",
+                per_k,
+                cap,
+            ));
+        }
+        kc.min(k)
+    };
     let mut widest = n as u64 * 4;
-    if !ta {
+    if !l.ta {
         widest = widest.max(k as u64 * 4);
     }
     let rows = (room / widest.max(1)) as usize;
     if rows == 0 {
-        return Err(Error::TooLarge {
-            what: "one row of a matmul operand".into(),
-            bytes: widest,
-            limit_name: "max_storage_buffer_binding_size",
-            limit: cap,
-        });
+        return Err(too_large("one row of a matmul operand", widest, cap));
     }
     let mut jobs = Vec::new();
-    for b0 in 0..batch {
-        let mut r0 = 0;
-        while r0 < m {
+    for b0 in 0..l.batch {
+        for r0 in (0..m).step_by(rows) {
             let nr = rows.min(m - r0);
-            jobs.push(Job { b0, nb: 1, r0, nr });
-            r0 += nr;
+            if k == 0 {
+                jobs.push(whole(1, b0, r0, nr));
+            }
+            for k0 in (0..k).step_by(kc.max(1)) {
+                jobs.push(Job {
+                    b0,
+                    nb: 1,
+                    r0,
+                    nr,
+                    k0,
+                    kc: kc.min(k - k0),
+                });
+            }
         }
     }
     Ok(jobs)
