@@ -1,4 +1,472 @@
-// Placeholder until the kernel family lands: a valid, empty module.
-@group(0) @binding(0) var<uniform> p: vec4<u32>;
+// k-means building blocks: deterministic block sums, a stable radix sort of the assignment
+// (so each cluster's members form one segment in point order), segmented centroid sums, the
+// centroid update with its statistics, row copies, splits and the k-means++ seeding steps.
+//
+// No float atomics anywhere: every float sum runs in a fixed order (sequential within an
+// invocation, then a fixed tree across a workgroup), so results are identical run to run.
+// Row-indexed inputs (x) may be bound in row chunks [r0, r0 + rows); kernels that visit points
+// by index skip the ones outside the bound chunk, and the host walks the chunks in order.
+//
+// Workgroup ids are linear: wid = wg.x + wg.y * nwg.x (the host folds counts over 65,535).
+
+struct Params {
+    n: u32,       // points
+    k: u32,       // clusters
+    d: u32,       // dimensions
+    nb: u32,      // blocks of 256 points
+    shift: u32,   // radix pass: bit shift of the 8-bit digit
+    first: u32,   // 1 on a first pass / first chunk
+    metric: u32,  // 0 = squared L2, 1 = cosine
+    count: u32,   // entries (pairs, elements) or the k-means++ step
+    r0: u32,      // first point row of the bound x chunk
+    rows: u32,    // rows in the bound x chunk
+    a: u32,       // a cluster index (split: the donor)
+    b: u32,       // a cluster index (split: the new cluster)
+    u: f32,       // a uniform draw in [0, 1) (k-means++) or a scale (split)
+    last: u32,    // 1 on the last chunk
+    _p0: u32,
+    _p1: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_wid(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.x + wg.y * nwg.x;
+}
+
+// ---------------------------------------------------------------------------------------------
+// block_sums: out[b] = sum of v[256 b .. 256 b + 256) in index order (n values).
+@group(0) @binding(1) var<storage, read> bs_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bs_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn block_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let blk = linear_wid(wg, nwg) * 64u + lid.x;
+    if (blk >= p.nb) { return; }
+    let lo = blk * 256u;
+    let hi = min(lo + 256u, p.n);
+    var s = 0.0;
+    for (var i = lo; i < hi; i++) { s += bs_in[i]; }
+    bs_out[blk] = s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stable LSD radix sort of u32 keys by 8-bit digits (key >> shift) & 255, blocks of 256 keys.
+// radix_count: per block, each key's rank among the block's earlier keys with the same digit,
+// and the block's digit counts into hist[digit * nb + block].
+@group(0) @binding(1) var<storage, read> rc_keys: array<u32>;
+@group(0) @binding(2) var<storage, read_write> rc_rank: array<u32>;
+@group(0) @binding(3) var<storage, read_write> rc_hist: array<u32>;
+
+var<workgroup> rc_cnt: array<u32, 256>;
+
+@compute @workgroup_size(64)
+fn radix_count(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let blk = linear_wid(wg, nwg);
+    if (blk >= p.nb) { return; }
+    for (var i = lid.x; i < 256u; i += 64u) { rc_cnt[i] = 0u; }
+    workgroupBarrier();
+    if (lid.x == 0u) {
+        let lo = blk * 256u;
+        let hi = min(lo + 256u, p.n);
+        for (var i = lo; i < hi; i++) {
+            let dg = (rc_keys[i] >> p.shift) & 255u;
+            let r = rc_cnt[dg];
+            rc_rank[i] = r;
+            rc_cnt[dg] = r + 1u;
+        }
+    }
+    workgroupBarrier();
+    for (var i = lid.x; i < 256u; i += 64u) { rc_hist[i * p.nb + blk] = rc_cnt[i]; }
+}
+
+// radix_scan: exclusive prefix sum in place over `count` u32 values, one workgroup.
+@group(0) @binding(1) var<storage, read_write> sc_data: array<u32>;
+
+var<workgroup> sc_tot: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn radix_scan(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let seg = (p.count + 255u) / 256u;
+    let lo = min(lid.x * seg, p.count);
+    let hi = min(lo + seg, p.count);
+    var s = 0u;
+    for (var i = lo; i < hi; i++) { s += sc_data[i]; }
+    sc_tot[lid.x] = s;
+    workgroupBarrier();
+    if (lid.x == 0u) {
+        var run = 0u;
+        for (var t = 0u; t < 256u; t++) {
+            let v = sc_tot[t];
+            sc_tot[t] = run;
+            run += v;
+        }
+    }
+    workgroupBarrier();
+    var run = sc_tot[lid.x];
+    for (var i = lo; i < hi; i++) {
+        let v = sc_data[i];
+        sc_data[i] = run;
+        run += v;
+    }
+}
+
+// radix_scatter: moves key i (and its value; the index i itself on the first pass) to
+// offs[digit * nb + block] + rank[i].
+@group(0) @binding(1) var<storage, read> rs_keys: array<u32>;
+@group(0) @binding(2) var<storage, read> rs_vals: array<u32>;
+@group(0) @binding(3) var<storage, read> rs_rank: array<u32>;
+@group(0) @binding(4) var<storage, read> rs_offs: array<u32>;
+@group(0) @binding(5) var<storage, read_write> rs_keys_out: array<u32>;
+@group(0) @binding(6) var<storage, read_write> rs_vals_out: array<u32>;
+
+@compute @workgroup_size(256)
+fn radix_scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_wid(wg, nwg) * 256u + lid.x;
+    if (i >= p.n) { return; }
+    let key = rs_keys[i];
+    let dg = (key >> p.shift) & 255u;
+    let pos = rs_offs[dg * p.nb + i / 256u] + rs_rank[i];
+    rs_keys_out[pos] = key;
+    rs_vals_out[pos] = select(rs_vals[i], i, p.first == 1u);
+}
+
+// seg_starts: starts[c] = first position of cluster c in the sorted keys, for c in 0..=k
+// (starts[k] = n). Invocation p (0..=n) writes every start in (key[p-1], key[p]].
+@group(0) @binding(1) var<storage, read> ss_keys: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ss_starts: array<u32>;
+
+@compute @workgroup_size(64)
+fn seg_starts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_wid(wg, nwg) * 64u + lid.x;
+    if (i > p.n) { return; }
+    var key = p.k;
+    if (i < p.n) { key = min(ss_keys[i], p.k); }
+    var c = 0u;
+    if (i > 0u) { c = min(ss_keys[i - 1u], p.k) + 1u; }
+    for (; c <= key; c++) { ss_starts[c] = i; }
+}
+
+// ---------------------------------------------------------------------------------------------
+// centroid_accum_{v4,s}: workgroup c sums, per dimension and in point order, the members of
+// cluster c whose rows lie in the bound chunk [r0, r0 + rows) of x, into acc[c] (set on the
+// first chunk, added to afterwards). Members of a cluster are sorted by point index, so the
+// chunk's members are one sub-segment, found by binary search.
+@group(0) @binding(1) var<storage, read> ca_x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ca_perm4: array<u32>;
+@group(0) @binding(3) var<storage, read> ca_starts4: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ca_acc4: array<vec4<f32>>;
+
+@group(0) @binding(1) var<storage, read> ca_xs: array<f32>;
+@group(0) @binding(2) var<storage, read> ca_perms: array<u32>;
+@group(0) @binding(3) var<storage, read> ca_startss: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ca_accs: array<f32>;
+
+// First position in [lo, hi) whose point index is >= row (members sorted by point index).
+fn lower_bound4(lo: u32, hi: u32, row: u32) -> u32 {
+    var a = lo;
+    var b = hi;
+    while (a < b) {
+        let m = (a + b) / 2u;
+        if (ca_perm4[m] < row) { a = m + 1u; } else { b = m; }
+    }
+    return a;
+}
+
+fn lower_bounds(lo: u32, hi: u32, row: u32) -> u32 {
+    var a = lo;
+    var b = hi;
+    while (a < b) {
+        let m = (a + b) / 2u;
+        if (ca_perms[m] < row) { a = m + 1u; } else { b = m; }
+    }
+    return a;
+}
+
+@compute @workgroup_size(64)
+fn centroid_accum_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = linear_wid(wg, nwg);
+    if (c >= p.k) { return; }
+    let dv = p.d / 4u;
+    let s = ca_starts4[c];
+    let e = ca_starts4[c + 1u];
+    let ms = lower_bound4(s, e, p.r0);
+    let me = lower_bound4(ms, e, p.r0 + p.rows);
+    for (var j = lid.x; j < dv; j += 64u) {
+        var acc = vec4<f32>(0.0);
+        var m = ms;
+        while (m < me) {
+            // Partial sums over runs of 64 members keep the rounding error growth small.
+            let stop = min(m + 64u, me);
+            var part = vec4<f32>(0.0);
+            for (; m < stop; m++) { part += ca_x4[(ca_perm4[m] - p.r0) * dv + j]; }
+            acc += part;
+        }
+        let o = c * dv + j;
+        if (p.first == 1u) { ca_acc4[o] = acc; } else { ca_acc4[o] = ca_acc4[o] + acc; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn centroid_accum_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = linear_wid(wg, nwg);
+    if (c >= p.k) { return; }
+    let s = ca_startss[c];
+    let e = ca_startss[c + 1u];
+    let ms = lower_bounds(s, e, p.r0);
+    let me = lower_bounds(ms, e, p.r0 + p.rows);
+    for (var j = lid.x; j < p.d; j += 64u) {
+        var acc = 0.0;
+        var m = ms;
+        while (m < me) {
+            let stop = min(m + 64u, me);
+            var part = 0.0;
+            for (; m < stop; m++) { part += ca_xs[(ca_perms[m] - p.r0) * p.d + j]; }
+            acc += part;
+        }
+        let o = c * p.d + j;
+        if (p.first == 1u) { ca_accs[o] = acc; } else { ca_accs[o] = ca_accs[o] + acc; }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// centroid_finish: workgroup c turns the sums into the new centroid (the mean; for cosine the
+// mean renormalised; an empty cluster, or a cosine mean of norm 0, keeps the old centroid) and
+// writes the cluster's statistics as 4 u32: count, bits of the summed assignment distances of
+// its members, bits of |new - old|^2, bits of |old|^2.
+@group(0) @binding(1) var<storage, read> cf_acc: array<f32>;
+@group(0) @binding(2) var<storage, read> cf_old: array<f32>;
+@group(0) @binding(3) var<storage, read> cf_perm: array<u32>;
+@group(0) @binding(4) var<storage, read> cf_starts: array<u32>;
+@group(0) @binding(5) var<storage, read> cf_dist: array<f32>;
+@group(0) @binding(6) var<storage, read_write> cf_new: array<f32>;
+@group(0) @binding(7) var<storage, read_write> cf_stats: array<u32>;
+
+var<workgroup> red: array<vec4<f32>, 64>;
+
+// Sums red[0..64) into red[0] in a fixed tree order. Call from uniform control flow.
+fn tree_reduce(lid: u32) {
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (lid < stride) { red[lid] = red[lid] + red[lid + stride]; }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(64)
+fn centroid_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = linear_wid(wg, nwg);
+    if (c >= p.k) { return; }
+    let s = cf_starts[c];
+    let e = cf_starts[c + 1u];
+    let cnt = e - s;
+    let base = c * p.d;
+    var ssq = 0.0;
+    var osq = 0.0;
+    for (var j = lid.x; j < p.d; j += 64u) {
+        let old = cf_old[base + j];
+        var v = old;
+        if (cnt > 0u) { v = cf_acc[base + j] / f32(cnt); }
+        cf_new[base + j] = v;
+        ssq = fma(v, v, ssq);
+        osq = fma(old, old, osq);
+    }
+    var sse = 0.0;
+    for (var m = s + lid.x; m < e; m += 64u) { sse += cf_dist[cf_perm[m]]; }
+    red[lid.x] = vec4<f32>(ssq, osq, sse, 0.0);
+    tree_reduce(lid.x);
+    let tot = red[0];
+    workgroupBarrier();
+    let cosine = p.metric == 1u;
+    let keep = cnt == 0u || (cosine && tot.x == 0.0);
+    let scale = select(1.0, 1.0 / sqrt(tot.x), cosine && tot.x > 0.0);
+    var shift = 0.0;
+    for (var j = lid.x; j < p.d; j += 64u) {
+        let old = cf_old[base + j];
+        var v = old;
+        if (!keep) { v = cf_new[base + j] * scale; }
+        cf_new[base + j] = v;
+        let dv = v - old;
+        shift = fma(dv, dv, shift);
+    }
+    red[lid.x] = vec4<f32>(shift, 0.0, 0.0, 0.0);
+    tree_reduce(lid.x);
+    if (lid.x == 0u) {
+        cf_stats[4u * c] = cnt;
+        cf_stats[4u * c + 1u] = bitcast<u32>(tot.z);
+        cf_stats[4u * c + 2u] = bitcast<u32>(red[0].x);
+        cf_stats[4u * c + 3u] = bitcast<u32>(tot.y);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// set_rows: for each of `count` pairs (dst, src), c[dst] = x[src] (normalised for cosine; a zero
+// row stays zero), for the src rows inside the bound chunk [r0, r0 + rows). One workgroup per
+// pair.
+@group(0) @binding(1) var<storage, read> sr_pairs: array<u32>;
+@group(0) @binding(2) var<storage, read> sr_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sr_c: array<f32>;
+
+@compute @workgroup_size(64)
+fn set_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = linear_wid(wg, nwg);
+    if (t >= p.count) { return; }
+    let dst = sr_pairs[2u * t];
+    let src = sr_pairs[2u * t + 1u];
+    if (src < p.r0 || src >= p.r0 + p.rows) { return; }
+    let xb = (src - p.r0) * p.d;
+    var ss = 0.0;
+    for (var j = lid.x; j < p.d; j += 64u) {
+        let v = sr_x[xb + j];
+        ss = fma(v, v, ss);
+    }
+    red[lid.x] = vec4<f32>(ss, 0.0, 0.0, 0.0);
+    tree_reduce(lid.x);
+    let tot = red[0].x;
+    let scale = select(1.0, 1.0 / sqrt(tot), p.metric == 1u && tot > 0.0);
+    for (var j = lid.x; j < p.d; j += 64u) {
+        sr_c[dst * p.d + j] = sr_x[xb + j] * scale;
+    }
+}
+
+// split: c[b] = c[a] + u * dir, c[a] = c[a] - u * dir (both renormalised for cosine). One
+// workgroup.
+@group(0) @binding(1) var<storage, read> sp_dir: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sp_c: array<f32>;
+
+@compute @workgroup_size(64)
+fn split(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let ab = p.a * p.d;
+    let bb = p.b * p.d;
+    var sa = 0.0;
+    var sb = 0.0;
+    for (var j = lid.x; j < p.d; j += 64u) {
+        let v = sp_c[ab + j];
+        let delta = p.u * sp_dir[j];
+        let va = v - delta;
+        let vb = v + delta;
+        sp_c[ab + j] = va;
+        sp_c[bb + j] = vb;
+        sa = fma(va, va, sa);
+        sb = fma(vb, vb, sb);
+    }
+    red[lid.x] = vec4<f32>(sa, sb, 0.0, 0.0);
+    tree_reduce(lid.x);
+    let tot = red[0];
+    if (p.metric == 1u) {
+        let ka = select(1.0, 1.0 / sqrt(tot.x), tot.x > 0.0);
+        let kb = select(1.0, 1.0 / sqrt(tot.y), tot.y > 0.0);
+        for (var j = lid.x; j < p.d; j += 64u) {
+            sp_c[ab + j] = sp_c[ab + j] * ka;
+            sp_c[bb + j] = sp_c[bb + j] * kb;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-means++ seeding.
+// pp_update: mind[i] = min(mind[i], dist(x_i, c[count])) for the rows of the bound chunk (on
+// the first step mind is set). Squared L2, or 1 - cos (zero vectors: 1).
+@group(0) @binding(1) var<storage, read> pu_x: array<f32>;
+@group(0) @binding(2) var<storage, read> pu_c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pu_mind: array<f32>;
+
+@compute @workgroup_size(64)
+fn pp_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = linear_wid(wg, nwg) * 64u + lid.x;
+    if (r >= p.rows) { return; }
+    let xb = r * p.d;
+    let cb = p.count * p.d;
+    var dd = 0.0;
+    if (p.metric == 0u) {
+        for (var j = 0u; j < p.d; j++) {
+            let t = pu_x[xb + j] - pu_c[cb + j];
+            dd = fma(t, t, dd);
+        }
+    } else {
+        var xx = 0.0;
+        var cc = 0.0;
+        var xc = 0.0;
+        for (var j = 0u; j < p.d; j++) {
+            let a = pu_x[xb + j];
+            let b = pu_c[cb + j];
+            xx = fma(a, a, xx);
+            cc = fma(b, b, cc);
+            xc = fma(a, b, xc);
+        }
+        dd = 1.0;
+        if (xx > 0.0 && cc > 0.0) { dd = max(1.0 - xc / (sqrt(xx) * sqrt(cc)), 0.0); }
+    }
+    let i = p.r0 + r;
+    if (p.first == 1u) { pu_mind[i] = dd; } else { pu_mind[i] = min(pu_mind[i], dd); }
+}
+
+// pp_pick: one invocation draws the next center with probability proportional to mind: the
+// first point whose running sum of mind (in index order, through the per-block sums) exceeds
+// u * total. With a total of 0 it takes point floor(u * n). Writes the pair (count, point).
+@group(0) @binding(1) var<storage, read> pk_part: array<f32>;
+@group(0) @binding(2) var<storage, read> pk_mind: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pk_pair: array<u32>;
+
 @compute @workgroup_size(1)
-fn placeholder() { _ = p.x; }
+fn pp_pick() {
+    var total = 0.0;
+    for (var b = 0u; b < p.nb; b++) { total += pk_part[b]; }
+    var pick = min(u32(p.u * f32(p.n)), p.n - 1u);
+    if (total > 0.0) {
+        let goal = p.u * total;
+        var run = 0.0;
+        var blk = p.nb;
+        for (var b = 0u; b < p.nb; b++) {
+            let next = run + pk_part[b];
+            if (next > goal) { blk = b; break; }
+            run = next;
+        }
+        // Rounding can leave the goal unreached: fall back to the last point with mass.
+        var last = 0u;
+        pick = p.n;
+        if (blk < p.nb) {
+            let hi = min(blk * 256u + 256u, p.n);
+            for (var i = blk * 256u; i < hi; i++) {
+                let v = pk_mind[i];
+                if (v > 0.0) { last = i; }
+                run += v;
+                if (run > goal && v > 0.0) { pick = i; break; }
+            }
+        }
+        if (pick == p.n) {
+            for (var i = 0u; i < p.n; i++) { if (pk_mind[i] > 0.0) { last = i; } }
+            pick = last;
+        }
+    }
+    pk_pair[0] = p.count;
+    pk_pair[1] = pick;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gather_rows: out[t] = x[idx[t]] for the `count` listed rows inside the bound chunk of x.
+// One invocation per (listed row, dimension).
+@group(0) @binding(1) var<storage, read> gr_idx: array<u32>;
+@group(0) @binding(2) var<storage, read> gr_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gr_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let e = linear_wid(wg, nwg) * 64u + lid.x;
+    if (e >= p.count * p.d) { return; }
+    let t = e / p.d;
+    let j = e - t * p.d;
+    let src = gr_idx[t];
+    if (src < p.r0 || src >= p.r0 + p.rows) { return; }
+    gr_out[e] = gr_x[(src - p.r0) * p.d + j];
+}

@@ -1,9 +1,467 @@
-//! Launcher for `shaders/kmeans.wgsl`.
+//! Launcher for `shaders/kmeans.wgsl`: the deterministic pieces of GPU k-means.
+//!
+//! Every float sum runs in a fixed order (no float atomics), so each launcher gives identical
+//! results run to run. Row-indexed data (`x`) is walked in `Gpu::row_chunks` so that inputs
+//! above the storage-binding limit work; per-point arrays (`n` u32 or f32 values) and per-cluster
+//! arrays (`k × d` floats) must each fit one binding.
 
-use crate::gpu::ShaderSource;
+use crate::error::{Error, Result};
+use crate::gpu::{BufRange, Gpu, ShaderSource};
+use crate::kernels::codebook::Metric;
+use crate::tensor::{DType, Tensor};
 
 /// The kmeans shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "kmeans",
     code: include_str!("../../shaders/kmeans.wgsl"),
 };
+
+/// Points per block of [`block_sums`] and of the radix sort.
+pub const BLOCK: usize = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    k: u32,
+    d: u32,
+    nb: u32,
+    shift: u32,
+    first: u32,
+    metric: u32,
+    count: u32,
+    r0: u32,
+    rows: u32,
+    a: u32,
+    b: u32,
+    u: f32,
+    last: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+fn params() -> Params {
+    bytemuck::Zeroable::zeroed()
+}
+
+fn metric_code(m: Metric) -> u32 {
+    match m {
+        Metric::L2 => 0,
+        Metric::Cosine => 1,
+    }
+}
+
+fn groups(n: usize, per: usize, op: &str) -> Result<u32> {
+    u32::try_from(n.div_ceil(per))
+        .map_err(|_| Error::Invalid(format!("{op}: {n} items exceed one dispatch")))
+}
+
+fn dispatch(gpu: &Gpu, entry: &str, p: &Params, bufs: &[BufRange<'_>], groups: u32) -> Result<()> {
+    gpu.dispatch(&SHADER, entry, &[], bytemuck::bytes_of(p), bufs, groups)
+}
+
+fn want(t: &Tensor, dtype: DType, numel: usize, op: &'static str, name: &str) -> Result<()> {
+    if t.dtype() != dtype || t.numel() != numel {
+        return Err(Error::shape(
+            op,
+            format!("{name} must be {dtype:?} with {numel} elements, got {t:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A U32 tensor's rows `[start, start + n)` of width `w` as a binding range.
+fn range_u32(t: &Tensor, start: usize, n: usize, w: usize) -> BufRange<'_> {
+    BufRange {
+        buf: t.buffer(),
+        offset: (start * w) as u64 * 4,
+        size: (n * w) as u64 * 4,
+    }
+}
+
+/// Number of [`BLOCK`]-sized blocks covering `n` points.
+pub fn block_count(n: usize) -> usize {
+    n.div_ceil(BLOCK)
+}
+
+/// Deterministic block sums: `out[b] = Σ v[256·b .. 256·b + 256)` in index order, for the `n`
+/// values of `v` (F32). `out` must hold [`block_count`]`(n)` floats.
+pub fn block_sums_into(v: &Tensor, out: BufRange<'_>) -> Result<()> {
+    if v.dtype() != DType::F32 {
+        return Err(Error::shape("block_sums", "values must be F32"));
+    }
+    let n = v.numel();
+    let nb = block_count(n);
+    if out.size < nb as u64 * 4 {
+        return Err(Error::shape(
+            "block_sums",
+            format!("output holds fewer than {nb} floats"),
+        ));
+    }
+    let p = Params {
+        n: n as u32,
+        nb: nb as u32,
+        ..params()
+    };
+    dispatch(
+        v.gpu(),
+        "block_sums",
+        &p,
+        &[v.range(), out],
+        groups(nb, 64, "block_sums")?,
+    )
+}
+
+/// Deterministic block sums of `v` as a new F32 tensor of [`block_count`] values.
+pub fn block_sums(v: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(v.gpu(), &[block_count(v.numel()).max(1)])?;
+    block_sums_into(v, out.range())?;
+    Ok(out)
+}
+
+/// Stable sort of U32 `keys`, all below `k`: returns the sorted keys and the permutation
+/// (`perm[i]` = original position of the i-th sorted key), both U32 of `keys.numel()` values.
+/// LSD radix sort by 8-bit digits, as many passes as `k − 1` needs bytes.
+pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
+    if keys.dtype() != DType::U32 {
+        return Err(Error::shape("sort_keys", "keys must be U32"));
+    }
+    let gpu = keys.gpu();
+    let n = keys.numel();
+    if n == 0 {
+        let e = Tensor::empty_typed(gpu, &[0], DType::U32)?;
+        return Ok((e.clone(), e.deep_clone()?));
+    }
+    let nb = block_count(n);
+    let bits = usize::BITS - (k.max(2) - 1).leading_zeros();
+    let passes = bits.div_ceil(8).max(1) as usize;
+    let rank = Tensor::empty_typed(gpu, &[n], DType::U32)?;
+    let hist = Tensor::empty_typed(gpu, &[256 * nb], DType::U32)?;
+    let mut kin = keys.clone();
+    let mut vin = keys.clone();
+    let mut out = None;
+    for pass in 0..passes {
+        let kout = Tensor::empty_typed(gpu, &[n], DType::U32)?;
+        let vout = Tensor::empty_typed(gpu, &[n], DType::U32)?;
+        let p = Params {
+            n: n as u32,
+            nb: nb as u32,
+            shift: 8 * pass as u32,
+            first: (pass == 0) as u32,
+            count: (256 * nb) as u32,
+            ..params()
+        };
+        {
+            dispatch(
+                gpu,
+                "radix_count",
+                &p,
+                &[range_u32(&kin, 0, n, 1), rank.range(), hist.range()],
+                groups(nb, 1, "sort_keys")?,
+            )?;
+            dispatch(gpu, "radix_scan", &p, &[hist.range()], 1)?;
+            dispatch(
+                gpu,
+                "radix_scatter",
+                &p,
+                &[
+                    range_u32(&kin, 0, n, 1),
+                    range_u32(&vin, 0, n, 1),
+                    range_u32(&rank, 0, n, 1),
+                    hist.range(),
+                    range_u32(&kout, 0, n, 1),
+                    range_u32(&vout, 0, n, 1),
+                ],
+                groups(n, 256, "sort_keys")?,
+            )?;
+        }
+        kin = kout.clone();
+        vin = vout.clone();
+        out = Some((kout, vout));
+    }
+    Ok(out.expect("at least one pass"))
+}
+
+/// Segment starts of sorted U32 keys below `k`: U32 `[k + 1]`, `starts[c]` = first position of
+/// key `c` (or of the next larger key), `starts[k]` = n. Cluster c's members are
+/// `perm[starts[c] .. starts[c + 1]]`.
+pub fn segment_starts(sorted: &Tensor, k: usize) -> Result<Tensor> {
+    if sorted.dtype() != DType::U32 {
+        return Err(Error::shape("segment_starts", "keys must be U32"));
+    }
+    let gpu = sorted.gpu();
+    let n = sorted.numel();
+    let starts = Tensor::empty_typed(gpu, &[k + 1], DType::U32)?;
+    let p = Params {
+        n: n as u32,
+        k: k as u32,
+        ..params()
+    };
+    let dummy;
+    let keys = if n == 0 {
+        dummy = Tensor::empty_typed(gpu, &[1], DType::U32)?;
+        dummy.range()
+    } else {
+        sorted.range()
+    };
+    dispatch(
+        gpu,
+        "seg_starts",
+        &p,
+        &[keys, starts.range()],
+        groups(n + 1, 64, "segment_starts")?,
+    )?;
+    Ok(starts)
+}
+
+/// Per-cluster sums of the rows of `x [n, d]` (F32 `[k, d]`): cluster c sums, per dimension and
+/// in point order, the rows `perm[starts[c] .. starts[c + 1]]`, walking x in row chunks.
+pub fn centroid_sums(x: &Tensor, perm: &Tensor, starts: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, d) = (x.rows(), x.cols());
+    want(perm, DType::U32, n, "centroid_sums", "perm")?;
+    want(starts, DType::U32, k + 1, "centroid_sums", "starts")?;
+    let gpu = x.gpu();
+    let acc = Tensor::zeros(gpu, &[k, d])?;
+    if n == 0 {
+        return Ok(acc);
+    }
+    let entry = if d.is_multiple_of(4) {
+        "centroid_accum_v4"
+    } else {
+        "centroid_accum_s"
+    };
+    for (i, (r0, rows)) in gpu.row_chunks(n, &[d as u64 * 4])?.into_iter().enumerate() {
+        let p = Params {
+            n: n as u32,
+            k: k as u32,
+            d: d as u32,
+            r0: r0 as u32,
+            rows: rows as u32,
+            first: (i == 0) as u32,
+            ..params()
+        };
+        dispatch(
+            gpu,
+            entry,
+            &p,
+            &[
+                x.row_range(r0, rows),
+                perm.range(),
+                starts.range(),
+                acc.range(),
+            ],
+            groups(k, 1, "centroid_sums")?,
+        )?;
+    }
+    Ok(acc)
+}
+
+/// Turns per-cluster sums into the new centroids `new [k, d]`: the mean of the members (for
+/// cosine renormalised to unit norm); an empty cluster, or a cosine mean of norm 0, keeps its
+/// `old` centroid. Writes 4 u32 per cluster to `stats`: count, then the bits of three f32: the
+/// sum of the members' `dist`, ‖new − old‖² and ‖old‖².
+#[allow(clippy::too_many_arguments)]
+pub fn centroid_finish(
+    sums: &Tensor,
+    old: &Tensor,
+    perm: &Tensor,
+    starts: &Tensor,
+    dist: &Tensor,
+    metric: Metric,
+    new: &Tensor,
+    stats: BufRange<'_>,
+) -> Result<()> {
+    let (k, d) = (old.rows(), old.cols());
+    let n = perm.numel();
+    for (t, name) in [(sums, "sums"), (new, "new")] {
+        want(t, DType::F32, k * d, "centroid_finish", name)?;
+    }
+    want(starts, DType::U32, k + 1, "centroid_finish", "starts")?;
+    want(dist, DType::F32, n, "centroid_finish", "dist")?;
+    if stats.size < (4 * k) as u64 * 4 {
+        return Err(Error::shape(
+            "centroid_finish",
+            "stats holds fewer than 4 values per cluster",
+        ));
+    }
+    let p = Params {
+        n: n as u32,
+        k: k as u32,
+        d: d as u32,
+        metric: metric_code(metric),
+        ..params()
+    };
+    let gpu = old.gpu();
+    let (pr, dr) = if n == 0 {
+        (starts.range(), sums.range())
+    } else {
+        (perm.range(), dist.range())
+    };
+    dispatch(
+        gpu,
+        "centroid_finish",
+        &p,
+        &[
+            sums.range(),
+            old.range(),
+            pr,
+            starts.range(),
+            dr,
+            new.range(),
+            stats,
+        ],
+        groups(k, 1, "centroid_finish")?,
+    )
+}
+
+/// For each `(dst, src)` pair of `pairs` (U32 `[m, 2]`), sets row `dst` of `c` to row `src` of
+/// `x` (normalised for cosine; a zero row stays zero).
+pub fn set_rows(x: &Tensor, pairs: &Tensor, c: &Tensor, metric: Metric) -> Result<()> {
+    if pairs.dtype() != DType::U32 || !pairs.numel().is_multiple_of(2) {
+        return Err(Error::shape("set_rows", "pairs must be U32 [m, 2]"));
+    }
+    let m = pairs.numel() / 2;
+    let (n, d) = (x.rows(), x.cols());
+    if c.cols() != d {
+        return Err(Error::shape("set_rows", "x and c differ in width"));
+    }
+    let gpu = x.gpu();
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
+        let p = Params {
+            d: d as u32,
+            count: m as u32,
+            r0: r0 as u32,
+            rows: rows as u32,
+            metric: metric_code(metric),
+            ..params()
+        };
+        dispatch(
+            gpu,
+            "set_rows",
+            &p,
+            &[pairs.range(), x.row_range(r0, rows), c.range()],
+            groups(m, 1, "set_rows")?,
+        )?;
+    }
+    Ok(())
+}
+
+/// Splits a cluster: `c[new] = c[donor] + scale·dir`, `c[donor] −= scale·dir` (both
+/// renormalised for cosine). `dir` is F32 `[d]`.
+pub fn split(
+    c: &Tensor,
+    donor: usize,
+    new: usize,
+    dir: &Tensor,
+    scale: f32,
+    metric: Metric,
+) -> Result<()> {
+    let (k, d) = (c.rows(), c.cols());
+    want(dir, DType::F32, d, "split", "dir")?;
+    if donor >= k || new >= k || donor == new {
+        return Err(Error::Invalid(format!(
+            "split: clusters {donor} and {new} of {k}"
+        )));
+    }
+    let p = Params {
+        d: d as u32,
+        a: donor as u32,
+        b: new as u32,
+        u: scale,
+        metric: metric_code(metric),
+        ..params()
+    };
+    dispatch(c.gpu(), "split", &p, &[dir.range(), c.range()], 1)
+}
+
+/// One k-means++ distance update: `mind[i] = min(mind[i], dist(x_i, c[center]))` (set when
+/// `first`), squared L2 or 1 − cos.
+pub fn pp_update(
+    x: &Tensor,
+    c: &Tensor,
+    center: usize,
+    mind: &Tensor,
+    first: bool,
+    metric: Metric,
+) -> Result<()> {
+    let (n, d) = (x.rows(), x.cols());
+    want(mind, DType::F32, n, "pp_update", "mind")?;
+    let gpu = x.gpu();
+    for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
+        let p = Params {
+            n: n as u32,
+            d: d as u32,
+            count: center as u32,
+            r0: r0 as u32,
+            rows: rows as u32,
+            first: first as u32,
+            metric: metric_code(metric),
+            ..params()
+        };
+        dispatch(
+            gpu,
+            "pp_update",
+            &p,
+            &[x.row_range(r0, rows), c.range(), mind.range()],
+            groups(rows, 64, "pp_update")?,
+        )?;
+    }
+    Ok(())
+}
+
+/// One k-means++ draw: picks the first point whose running sum of `mind` exceeds `u` × total
+/// (`partials` are [`block_sums`] of `mind`), or point ⌊u·n⌋ when the total is 0, and writes
+/// the pair `(step, point)` to `pair` (U32 `[2]`).
+pub fn pp_pick(partials: &Tensor, mind: &Tensor, u: f32, step: usize, pair: &Tensor) -> Result<()> {
+    let n = mind.numel();
+    want(pair, DType::U32, 2, "pp_pick", "pair")?;
+    want(partials, DType::F32, block_count(n), "pp_pick", "partials")?;
+    let p = Params {
+        n: n as u32,
+        nb: block_count(n) as u32,
+        u,
+        count: step as u32,
+        ..params()
+    };
+    dispatch(
+        mind.gpu(),
+        "pp_pick",
+        &p,
+        &[partials.range(), mind.range(), pair.range()],
+        1,
+    )
+}
+
+/// Rows `idx` (U32) of `x [n, d]` as a new `[idx.numel(), d]` tensor.
+pub fn gather_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let (n, d) = (x.rows(), x.cols());
+    if idx.dtype() != DType::U32 {
+        return Err(Error::shape("gather_rows", "indices must be U32"));
+    }
+    let m = idx.numel();
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, &[m, d])?;
+    if m == 0 || n == 0 {
+        return Ok(out);
+    }
+    for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
+        let p = Params {
+            d: d as u32,
+            count: m as u32,
+            r0: r0 as u32,
+            rows: rows as u32,
+            ..params()
+        };
+        dispatch(
+            gpu,
+            "gather_rows",
+            &p,
+            &[idx.range(), x.row_range(r0, rows), out.range()],
+            groups(m * d, 64, "gather_rows")?,
+        )?;
+    }
+    Ok(out)
+}

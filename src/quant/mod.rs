@@ -1,3 +1,21 @@
 //! Tokenizers that turn embeddings into semantic IDs, and the clustering they build on.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`kmeans`] | GPU k-means (k-means++, Lloyd, deterministic updates, spherical, balanced) |
+//! | [`cluster`] | the tokenizers' serialisable k-means settings and their door to it |
+//! | [`codes`] | `Codes`: items × levels |
+//! | [`tokenizer`] | the interface every tokenizer shares |
+//! | [`rq_kmeans`] | RQ-KMeans, the baseline |
+//! | [`psrq`] | PSRQ, progressive semantic residual quantization |
+//! | [`any`] | a tokenizer of any method, with checkpoints |
+//! | [`dedup`] | the TIGER-style collision suffix |
 
+pub mod any;
+pub mod cluster;
+pub mod codes;
 pub mod dedup;
+pub mod kmeans;
+pub mod psrq;
+pub mod rq_kmeans;
+pub mod tokenizer;
