@@ -1,7 +1,14 @@
 //! The `semid` command line: argument parsing and one module per command.
 
 mod bench;
+mod config;
+mod data;
+mod demo;
 mod info;
+mod progress;
+mod report;
+mod synth;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +34,18 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Run the BENCH.md workloads and print JSON lines.
     Bench(bench::BenchArgs),
+    /// The whole path: data, PSRQ and RQ-KMeans semantic IDs, and a side-by-side report.
+    Demo(demo::DemoArgs),
+    /// Generate the synthetic multimodal data set with its ground truth.
+    Synth(synth::SynthArgs),
+    /// Fetch real data sets and the text encoder.
+    Data(data::DataArgs),
+    /// Fit semantic IDs for item embeddings.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Compare the metrics of tokenize runs.
+    Report(report::ReportArgs),
+    /// Print the default configuration of a method as TOML.
+    Config(config::ConfigArgs),
 }
 
 impl Cli {
@@ -45,5 +64,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Info(a) => info::run(&cli, a),
         Command::Bench(a) => bench::run(&cli, a),
+        Command::Demo(a) => demo::run(&cli, a),
+        Command::Synth(a) => synth::run(&cli, a),
+        Command::Data(a) => data::run(&cli, a),
+        Command::Tokenize(a) => tokenize::run(&cli, a),
+        Command::Report(a) => report::run(a),
+        Command::Config(a) => config::run(a),
     }
 }

@@ -1,0 +1,129 @@
+//! The TOML configuration: every hyperparameter, with the papers' defaults.
+//!
+//! `semid config --method M` prints the defaults of method M; `--config FILE` reads a file in
+//! the same layout, where any omitted key keeps its default.
+
+use crate::error::{Error, Result};
+use crate::quant::psrq::PsrqConfig;
+use crate::quant::rq_kmeans::RqKMeansConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Tokenization methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Residual k-means (the papers' baseline).
+    RqKmeans,
+    /// Progressive semantic residual quantization (PSRQ).
+    Psrq,
+}
+
+impl Method {
+    /// The method's name as written in configs and checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::RqKmeans => "rq-kmeans",
+            Method::Psrq => "psrq",
+        }
+    }
+}
+
+/// How the modal-joint input of PSRQ (S^o) is formed from several modalities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JointConfig {
+    /// Also tokenize the concatenated modalities (the modal-joint IDs S^o).
+    pub enabled: bool,
+    /// L2-normalise each modality's rows before concatenating, so modalities of different
+    /// widths weigh the same.
+    pub normalize: bool,
+}
+
+impl Default for JointConfig {
+    fn default() -> Self {
+        JointConfig {
+            enabled: true,
+            normalize: true,
+        }
+    }
+}
+
+/// Every hyperparameter of a tokenize run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SemidConfig {
+    /// Which tokenizer to fit.
+    pub method: Method,
+    /// Append a deduplicating suffix level when items share a full code (as TIGER does).
+    pub dedup: bool,
+    /// Settings of the modal-joint IDs.
+    pub joint: JointConfig,
+    /// PSRQ settings.
+    pub psrq: PsrqConfig,
+    /// RQ-KMeans settings.
+    pub rq_kmeans: RqKMeansConfig,
+}
+
+impl Default for SemidConfig {
+    fn default() -> Self {
+        SemidConfig {
+            method: Method::Psrq,
+            dedup: true,
+            joint: JointConfig::default(),
+            psrq: PsrqConfig::default(),
+            rq_kmeans: RqKMeansConfig::default(),
+        }
+    }
+}
+
+impl SemidConfig {
+    /// Reads a TOML file; omitted keys keep their defaults, unknown keys are errors.
+    pub fn load(path: &Path) -> Result<SemidConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Data {
+            file: path.to_path_buf(),
+            row: e
+                .span()
+                .map(|s| text[..s.start].lines().count().max(1))
+                .unwrap_or(0),
+            field: "toml".into(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// The TOML text of the settings that matter for `method` (the defaults when fresh).
+    pub fn to_toml_for(&self, method: Method) -> String {
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct Psrq<'a> {
+            method: Method,
+            dedup: bool,
+            joint: &'a JointConfig,
+            psrq: &'a PsrqConfig,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct Rq<'a> {
+            method: Method,
+            dedup: bool,
+            joint: &'a JointConfig,
+            rq_kmeans: &'a RqKMeansConfig,
+        }
+        let r = match method {
+            Method::Psrq => toml::to_string_pretty(&Psrq {
+                method,
+                dedup: self.dedup,
+                joint: &self.joint,
+                psrq: &self.psrq,
+            }),
+            Method::RqKmeans => toml::to_string_pretty(&Rq {
+                method,
+                dedup: self.dedup,
+                joint: &self.joint,
+                rq_kmeans: &self.rq_kmeans,
+            }),
+        };
+        r.unwrap_or_else(|e| format!("# could not render the config: {e}\n"))
+    }
+}

@@ -1,0 +1,292 @@
+//! The tokenize pipeline: per-modality IDs (S^t, S^a, …) and the modal-joint IDs (S^o), with
+//! checkpoints, resume, collision suffixes, metrics and outputs — what `semid tokenize` runs.
+//!
+//! Modal-joint input (PSRQ paper §4.1, NOTES.md §1.3): the paper writes `X^o = X^t ⊕ X^a` with
+//! both modalities d-wide. semid L2-normalises each modality's rows first (when
+//! `joint.normalize`, the default) and then concatenates them, so modalities of different widths
+//! (e.g. 768-d text and 512-d audio) weigh the same in the joint distance.
+
+use crate::config::{Method, SemidConfig};
+use crate::data::{ItemEmbeddings, Modality};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::fingerprint;
+use crate::metrics::{Metrics, MetricsInput};
+use crate::quant::any::AnyTokenizer;
+use crate::quant::codes::Codes;
+use crate::quant::dedup::dedup_suffix;
+use crate::quant::psrq::Psrq;
+use crate::quant::rq_kmeans::RqKMeans;
+use crate::quant::tokenizer::{FitHooks, Tokenizer};
+use std::path::{Path, PathBuf};
+
+/// One family of semantic IDs: a modality, or the modal-joint input.
+pub struct FamilyInput {
+    /// `text`, `audio`, …, or `joint`.
+    pub name: String,
+    /// Input width.
+    pub dim: usize,
+    /// `items × dim` values.
+    pub data: Vec<f32>,
+}
+
+/// L2-normalises each row (zero rows stay zero).
+pub fn normalize_rows(x: &[f32], dim: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for row in out.chunks_exact_mut(dim.max(1)) {
+        let n = row
+            .iter()
+            .map(|v| (*v as f64) * (*v as f64))
+            .sum::<f64>()
+            .sqrt();
+        if n > 0.0 {
+            row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
+        }
+    }
+    out
+}
+
+/// The modal-joint input: each modality's rows (L2-normalised when `normalize`) concatenated.
+pub fn joint_input(mods: &[&Modality], normalize: bool) -> FamilyInput {
+    let n = mods.first().map_or(0, |m| m.rows());
+    let dim: usize = mods.iter().map(|m| m.dim).sum();
+    let parts: Vec<Vec<f32>> = mods
+        .iter()
+        .map(|m| {
+            if normalize {
+                normalize_rows(&m.data, m.dim)
+            } else {
+                m.data.clone()
+            }
+        })
+        .collect();
+    let mut data = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        for (m, p) in mods.iter().zip(&parts) {
+            data.extend_from_slice(&p[i * m.dim..(i + 1) * m.dim]);
+        }
+    }
+    FamilyInput {
+        name: "joint".into(),
+        dim,
+        data,
+    }
+}
+
+/// The families to tokenize: every modality, then the joint input when there are several
+/// modalities and `joint.enabled`.
+pub fn families(emb: &ItemEmbeddings, cfg: &SemidConfig) -> Vec<FamilyInput> {
+    let mut v: Vec<FamilyInput> = emb
+        .modalities
+        .iter()
+        .map(|m| FamilyInput {
+            name: m.name.clone(),
+            dim: m.dim,
+            data: m.data.clone(),
+        })
+        .collect();
+    if cfg.joint.enabled && emb.modalities.len() > 1 {
+        let mods: Vec<&Modality> = emb.modalities.iter().collect();
+        v.push(joint_input(&mods, cfg.joint.normalize));
+    }
+    v
+}
+
+/// Options of a tokenize run.
+pub struct RunOptions<'a> {
+    /// Output folder (checkpoints, codes, metrics).
+    pub out: &'a Path,
+    /// Continue from checkpoints in `out` when they match the method and data.
+    pub resume: bool,
+    /// Labels per item (genres, true clusters) for purity.
+    pub labels: Option<&'a [u32]>,
+    /// Progress: (family, levels done, levels in all).
+    pub progress: &'a mut dyn FnMut(&str, usize, usize),
+}
+
+/// The result of one family.
+pub struct FamilyResult {
+    /// Family name.
+    pub name: String,
+    /// The fitted tokenizer.
+    pub tokenizer: AnyTokenizer,
+    /// The semantic codes (without the collision suffix).
+    pub codes: Codes,
+    /// The codes with the collision suffix level, when `dedup` is on.
+    pub final_codes: Codes,
+    /// Metrics of the semantic levels.
+    pub metrics: Metrics,
+    /// Checkpoint path.
+    pub checkpoint: PathBuf,
+}
+
+/// Checkpoint path of a family in `out`.
+pub fn checkpoint_path(out: &Path, family: &str) -> PathBuf {
+    out.join(format!("tokenizer_{family}.safetensors"))
+}
+
+/// Fits (or resumes) one family's tokenizer, checkpointing after every level.
+pub fn fit_family(
+    gpu: &Gpu,
+    fam: &FamilyInput,
+    cfg: &SemidConfig,
+    opts: &mut RunOptions<'_>,
+) -> Result<FamilyResult> {
+    let fp = fingerprint(&fam.data, &[fam.data.len() / fam.dim.max(1), fam.dim]);
+    let ck = checkpoint_path(opts.out, &fam.name);
+    let resume = if opts.resume && ck.exists() {
+        let (tok, meta) = AnyTokenizer::load(&ck)?;
+        crate::io::Checkpoint {
+            meta: meta.clone(),
+            tensors: Vec::new(),
+        }
+        .expect(&ck, cfg.method.name(), &fp)?;
+        Some(tok)
+    } else {
+        None
+    };
+    let name = fam.name.clone();
+    let mut progress = |d: usize, t: usize| (opts.progress)(&name, d, t);
+    let (tokenizer, codes) = match cfg.method {
+        Method::Psrq => {
+            let resume = match resume {
+                Some(AnyTokenizer::Psrq(t)) => Some(t),
+                Some(_) => None,
+                None => None,
+            };
+            let mut on_level = |t: &Psrq| AnyTokenizer::Psrq(t.clone()).save(&ck, &fp);
+            let (t, c) = Psrq::fit_with(
+                gpu,
+                &fam.data,
+                fam.dim,
+                &cfg.psrq,
+                FitHooks {
+                    progress: &mut progress,
+                    resume,
+                    on_level: &mut on_level,
+                },
+            )?;
+            (AnyTokenizer::Psrq(t), c)
+        }
+        Method::RqKmeans => {
+            let resume = match resume {
+                Some(AnyTokenizer::RqKMeans(t)) => Some(t),
+                Some(_) => None,
+                None => None,
+            };
+            let mut on_level = |t: &RqKMeans| AnyTokenizer::RqKMeans(t.clone()).save(&ck, &fp);
+            let (t, c) = RqKMeans::fit_with(
+                gpu,
+                &fam.data,
+                fam.dim,
+                &cfg.rq_kmeans,
+                FitHooks {
+                    progress: &mut progress,
+                    resume,
+                    on_level: &mut on_level,
+                },
+            )?;
+            (AnyTokenizer::RqKMeans(t), c)
+        }
+    };
+    tokenizer.save(&ck, &fp)?;
+    let recs = tokenizer.level_reconstructions(&codes)?;
+    let sizes = codes.sizes.clone();
+    let mut input = MetricsInput::new(&codes.data, &sizes)
+        .with_embeddings(&fam.data, fam.dim)
+        .with_reconstructions(&recs);
+    if let Some(l) = opts.labels {
+        input = input.with_labels(l);
+    }
+    let metrics = Metrics::compute(&format!("{}:{}", cfg.method.name(), fam.name), &input)?;
+    let final_codes = if cfg.dedup {
+        let d = dedup_suffix(&codes.data, codes.levels)?;
+        let mut sizes = codes.sizes.clone();
+        sizes.push(d.suffix_size);
+        Codes::new(d.levels, sizes, d.codes)?
+    } else {
+        codes.clone()
+    };
+    Ok(FamilyResult {
+        name: fam.name.clone(),
+        tokenizer,
+        codes,
+        final_codes,
+        metrics,
+        checkpoint: ck,
+    })
+}
+
+/// Fits every family of `emb` and writes the outputs into `opts.out`:
+/// `codes.csv` (item id, then one column per level per family), `codes_<family>.npy` (u32),
+/// `tokenizer_<family>.safetensors`, `metrics.json`, `metrics.txt` and `clusters_<family>.svg`.
+pub fn tokenize(
+    gpu: &Gpu,
+    emb: &ItemEmbeddings,
+    cfg: &SemidConfig,
+    opts: &mut RunOptions<'_>,
+) -> Result<Vec<FamilyResult>> {
+    if emb.is_empty() {
+        return Err(Error::Invalid("no items to tokenize".into()));
+    }
+    if let Some(l) = opts.labels {
+        if l.len() != emb.len() {
+            return Err(Error::Invalid(format!(
+                "{} labels for {} items",
+                l.len(),
+                emb.len()
+            )));
+        }
+    }
+    let mut results = Vec::new();
+    for fam in families(emb, cfg) {
+        results.push(fit_family(gpu, &fam, cfg, opts)?);
+    }
+    write_outputs(opts.out, &emb.ids, &results)?;
+    Ok(results)
+}
+
+/// Writes codes (CSV and npy), metrics (JSON and text) and the cluster-size SVGs.
+pub fn write_outputs(out: &Path, ids: &[String], results: &[FamilyResult]) -> Result<()> {
+    use std::io::Write;
+    crate::io::atomic::write_atomic_with(&out.join("codes.csv"), |w| {
+        write!(w, "item_id")?;
+        for r in results {
+            for l in 0..r.final_codes.levels {
+                write!(w, ",{}_l{}", r.name, l + 1)?;
+            }
+        }
+        writeln!(w)?;
+        for (i, id) in ids.iter().enumerate() {
+            write!(w, "{id}")?;
+            for r in results {
+                for c in r.final_codes.item(i) {
+                    write!(w, ",{c}")?;
+                }
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    })?;
+    for r in results {
+        crate::data::npy::write_npy_u32(
+            &out.join(format!("codes_{}.npy", r.name)),
+            &[r.final_codes.items(), r.final_codes.levels],
+            &r.final_codes.data,
+        )?;
+        r.metrics
+            .write_svg(&out.join(format!("clusters_{}.svg", r.name)))?;
+    }
+    let all: Vec<&Metrics> = results.iter().map(|r| &r.metrics).collect();
+    crate::io::write_atomic(
+        &out.join("metrics.json"),
+        crate::metrics::compare_json(&all).as_bytes(),
+    )?;
+    let mut text = String::new();
+    for m in &all {
+        text.push_str(&m.table());
+        text.push('\n');
+    }
+    crate::io::write_atomic(&out.join("metrics.txt"), text.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `AnyTokenizer`: a fitted tokenizer of any method, saved to and loaded from checkpoints.
+
+use super::codes::Codes;
+use super::psrq::{Psrq, PsrqConfig};
+use super::rq_kmeans::{RqKMeans, RqKMeansConfig};
+use super::tokenizer::{NamedTensor, Tokenizer};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::{Checkpoint, CheckpointMeta};
+use std::path::Path;
+
+/// A fitted tokenizer of any method.
+#[derive(Clone, Debug)]
+pub enum AnyTokenizer {
+    /// RQ-KMeans.
+    RqKMeans(RqKMeans),
+    /// PSRQ.
+    Psrq(Psrq),
+}
+
+impl AnyTokenizer {
+    fn inner(&self) -> &dyn Tokenizer {
+        match self {
+            AnyTokenizer::RqKMeans(t) => t,
+            AnyTokenizer::Psrq(t) => t,
+        }
+    }
+
+    /// Number of fitted levels.
+    pub fn levels_fitted(&self) -> usize {
+        match self {
+            AnyTokenizer::RqKMeans(t) => t.codebooks.len(),
+            AnyTokenizer::Psrq(t) => t.codebooks.len(),
+        }
+    }
+
+    /// Number of configured levels.
+    pub fn levels_configured(&self) -> usize {
+        match self {
+            AnyTokenizer::RqKMeans(t) => t.config.levels,
+            AnyTokenizer::Psrq(t) => t.config.levels,
+        }
+    }
+
+    /// Saves as a checkpoint (write-then-rename) with the data fingerprint.
+    pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        Checkpoint {
+            meta: CheckpointMeta {
+                method: self.method().to_string(),
+                config: self.config_json(),
+                fingerprint: fingerprint.to_string(),
+                semid_version: env!("CARGO_PKG_VERSION").to_string(),
+                state: serde_json::json!({
+                    "dim": self.dim(),
+                    "levels_fitted": self.levels_fitted(),
+                }),
+            },
+            tensors: self.tensors(),
+        }
+        .save(path)
+    }
+
+    /// Loads a checkpoint written by [`AnyTokenizer::save`].
+    pub fn load(path: &Path) -> Result<(AnyTokenizer, CheckpointMeta)> {
+        let ck = Checkpoint::load(path)?;
+        let bad = |m: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let dim = ck.meta.state["dim"]
+            .as_u64()
+            .ok_or_else(|| bad("state has no input width `dim`".into()))?
+            as usize;
+        let levels = ck.meta.state["levels_fitted"]
+            .as_u64()
+            .ok_or_else(|| bad("state has no `levels_fitted`".into()))?
+            as usize;
+        let codebooks = (0..levels)
+            .map(|l| {
+                ck.tensor(&format!("codebook.{l}"))
+                    .map(|t| t.data.clone())
+                    .ok_or_else(|| bad(format!("tensor `codebook.{l}` is missing")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tok = match ck.meta.method.as_str() {
+            "rq-kmeans" => {
+                let cfg: RqKMeansConfig = serde_json::from_value(ck.meta.config.clone())
+                    .map_err(|e| bad(format!("config: {e}")))?;
+                AnyTokenizer::RqKMeans(
+                    RqKMeans::from_parts(cfg, dim, codebooks).map_err(|e| bad(e.to_string()))?,
+                )
+            }
+            "psrq" => {
+                let cfg: PsrqConfig = serde_json::from_value(ck.meta.config.clone())
+                    .map_err(|e| bad(format!("config: {e}")))?;
+                let scales = ck
+                    .tensor("prefix_scales")
+                    .map(|t| t.data.clone())
+                    .ok_or_else(|| bad("tensor `prefix_scales` is missing".into()))?;
+                AnyTokenizer::Psrq(
+                    Psrq::from_parts(cfg, dim, codebooks, scales)
+                        .map_err(|e| bad(e.to_string()))?,
+                )
+            }
+            m => return Err(bad(format!("unknown method `{m}`"))),
+        };
+        Ok((tok, ck.meta))
+    }
+}
+
+impl Tokenizer for AnyTokenizer {
+    fn method(&self) -> &'static str {
+        self.inner().method()
+    }
+    fn dim(&self) -> usize {
+        self.inner().dim()
+    }
+    fn sizes(&self) -> Vec<usize> {
+        self.inner().sizes()
+    }
+    fn encode(&self, gpu: &Gpu, x: &[f32]) -> Result<Codes> {
+        self.inner().encode(gpu, x)
+    }
+    fn level_reconstructions(&self, codes: &Codes) -> Result<Vec<Vec<f32>>> {
+        self.inner().level_reconstructions(codes)
+    }
+    fn tensors(&self) -> Vec<NamedTensor> {
+        self.inner().tensors()
+    }
+    fn config_json(&self) -> serde_json::Value {
+        self.inner().config_json()
+    }
+}

@@ -1,0 +1,62 @@
+//! The interface every tokenizer shares: fit (per type), encode, decode, metrics inputs, save.
+
+use super::codes::Codes;
+use crate::error::Result;
+use crate::gpu::Gpu;
+pub use crate::io::checkpoint::NamedTensor;
+
+/// A fitted tokenizer: assigns semantic IDs to items and reconstructs them.
+pub trait Tokenizer {
+    /// Method name (`rq-kmeans`, `psrq`, ...).
+    fn method(&self) -> &'static str;
+    /// Input width.
+    fn dim(&self) -> usize;
+    /// Codebook size per level.
+    fn sizes(&self) -> Vec<usize>;
+    /// Assigns codes to items (`n × dim` row-major) without retraining.
+    fn encode(&self, gpu: &Gpu, x: &[f32]) -> Result<Codes>;
+    /// The reconstruction after each level (cumulative), each `n × dim`.
+    fn level_reconstructions(&self, codes: &Codes) -> Result<Vec<Vec<f32>>>;
+    /// The full reconstruction of items from their codes, `n × dim`.
+    fn decode(&self, codes: &Codes) -> Result<Vec<f32>> {
+        Ok(self.level_reconstructions(codes)?.pop().unwrap_or_default())
+    }
+    /// The tensors that define the tokenizer, for checkpoints.
+    fn tensors(&self) -> Vec<NamedTensor>;
+    /// The configuration as JSON, for checkpoints and reports.
+    fn config_json(&self) -> serde_json::Value;
+}
+
+/// Checks that `x` holds whole rows of width `dim`, returning the row count.
+pub(crate) fn rows_of(x: &[f32], dim: usize, what: &'static str) -> Result<usize> {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
+        return Err(crate::error::Error::shape(
+            what,
+            format!("{} values are not whole rows of width {dim}", x.len()),
+        ));
+    }
+    Ok(x.len() / dim)
+}
+
+/// Hooks into a level-by-level fit: progress, resuming, and checkpointing after each level.
+pub struct FitHooks<'a, T> {
+    /// Called with (levels done, levels in all) before each level and at the end.
+    pub progress: &'a mut dyn FnMut(usize, usize),
+    /// A partly fitted tokenizer (from a checkpoint) whose levels are kept, not refitted.
+    pub resume: Option<T>,
+    /// Called after each newly fitted level with the tokenizer so far (e.g. to checkpoint it).
+    pub on_level: &'a mut dyn FnMut(&T) -> Result<()>,
+}
+
+impl<T> FitHooks<'_, T> {
+    /// Runs `f` with hooks that do nothing.
+    pub fn none<R>(f: impl FnOnce(FitHooks<'_, T>) -> R) -> R {
+        let mut p = |_: usize, _: usize| {};
+        let mut o = |_: &T| Ok(());
+        f(FitHooks {
+            progress: &mut p,
+            resume: None,
+            on_level: &mut o,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! End-to-end: the `semid` binary on small synthetic data (what CI runs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn semid() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_semid"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn run(args: &[&str]) -> String {
+    let out = semid().args(args).output().expect("run semid");
+    assert!(
+        out.status.success(),
+        "semid {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("semid-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn synth_tokenize_report_resume() {
+    let d = tmp("e2e");
+    let data = d.join("data");
+    run(&[
+        "--quiet",
+        "synth",
+        "--items",
+        "400",
+        "--users",
+        "50",
+        "--seed",
+        "3",
+        "--out",
+        s(&data),
+    ]);
+    for f in [
+        "ids.txt",
+        "text.npy",
+        "audio.npy",
+        "items.csv",
+        "interactions.csv",
+        "truth.json",
+    ] {
+        assert!(data.join(f).exists(), "{f}");
+    }
+    let emb = format!(
+        "text={},audio={}",
+        s(&data.join("text.npy")),
+        s(&data.join("audio.npy"))
+    );
+    let run_dir = d.join("run");
+    let out = run(&[
+        "tokenize",
+        "--method",
+        "psrq",
+        "--embeddings",
+        &emb,
+        "--ids",
+        s(&data.join("ids.txt")),
+        "--items",
+        s(&data.join("items.csv")),
+        "--out",
+        s(&run_dir),
+        "--k",
+        "8",
+        "--seed",
+        "1",
+    ]);
+    assert!(
+        out.contains("psrq:text") && out.contains("psrq:joint"),
+        "{out}"
+    );
+    for f in [
+        "codes.csv",
+        "codes_text.npy",
+        "codes_audio.npy",
+        "codes_joint.npy",
+        "metrics.json",
+        "metrics.txt",
+        "clusters_joint.svg",
+        "tokenizer_text.safetensors",
+        "tokenizer_joint.safetensors",
+    ] {
+        assert!(run_dir.join(f).exists(), "{f}");
+    }
+    let csv = std::fs::read_to_string(run_dir.join("codes.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.starts_with("item_id,text_l1,text_l2,text_l3,text_l4,audio_l1"),
+        "{header}"
+    );
+    assert_eq!(csv.lines().count(), 401);
+
+    // Resuming a finished run refits nothing and gives the same codes.
+    let before = std::fs::read(run_dir.join("codes_joint.npy")).unwrap();
+    run(&[
+        "--quiet",
+        "tokenize",
+        "--method",
+        "psrq",
+        "--embeddings",
+        &emb,
+        "--ids",
+        s(&data.join("ids.txt")),
+        "--out",
+        s(&run_dir),
+        "--k",
+        "8",
+        "--seed",
+        "1",
+        "--resume",
+    ]);
+    assert_eq!(
+        std::fs::read(run_dir.join("codes_joint.npy")).unwrap(),
+        before
+    );
+
+    // Resuming with another method is a clear error.
+    let out = semid()
+        .args([
+            "--quiet",
+            "tokenize",
+            "--method",
+            "rq-kmeans",
+            "--embeddings",
+            &emb,
+            "--ids",
+            s(&data.join("ids.txt")),
+            "--out",
+            s(&run_dir),
+            "--k",
+            "8",
+            "--resume",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("method `psrq`, not `rq-kmeans`"), "{err}");
+
+    let rep = run(&["report", s(&run_dir), "--svg", s(&d.join("cmp.svg"))]);
+    assert!(rep.contains("psrq:audio"), "{rep}");
+    assert!(d.join("cmp.svg").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn bad_embeddings_name_the_file() {
+    let d = tmp("bad");
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("bad.csv");
+    std::fs::write(&f, "id,a,b\nx,1.0,2.0\ny,3.0,nan\n").unwrap();
+    let out = semid()
+        .args([
+            "--quiet",
+            "tokenize",
+            "--embeddings",
+            s(&f),
+            "--out",
+            s(&d.join("o")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv") && err.contains("row 3"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn config_prints_the_defaults() {
+    let out = run(&["config", "--method", "psrq"]);
+    assert!(out.contains("method = \"psrq\""), "{out}");
+    assert!(
+        out.contains("[psrq]") && out.contains("levels = 3") && out.contains("k = 256"),
+        "{out}"
+    );
+    assert!(out.contains("prefix_weight = 1.0"), "{out}");
+    let out = run(&["config", "--method", "rq-kmeans"]);
+    assert!(out.contains("[rq-kmeans]"), "{out}");
+}
+
+#[test]
+fn info_names_the_adapter() {
+    let out = run(&["info"]);
+    assert!(
+        out.contains("adapter:") && out.contains("backend:"),
+        "{out}"
+    );
+}
