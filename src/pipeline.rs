@@ -190,31 +190,7 @@ pub fn fit_family(
         }
     };
     tokenizer.save(&ck, &fp)?;
-    let recs = tokenizer.level_reconstructions(&codes)?;
-    let sizes = codes.sizes.clone();
-    let mut input = MetricsInput::new(&codes.data, &sizes)
-        .with_embeddings(&fam.data, fam.dim)
-        .with_reconstructions(&recs);
-    if let Some(l) = opts.labels {
-        input = input.with_labels(l);
-    }
-    let metrics = Metrics::compute(&format!("{}:{}", cfg.method.name(), fam.name), &input)?;
-    let final_codes = if cfg.dedup {
-        let d = dedup_suffix(&codes.data, codes.levels)?;
-        let mut sizes = codes.sizes.clone();
-        sizes.push(d.suffix_size);
-        Codes::new(d.levels, sizes, d.codes)?
-    } else {
-        codes.clone()
-    };
-    Ok(FamilyResult {
-        name: fam.name.clone(),
-        tokenizer,
-        codes,
-        final_codes,
-        metrics,
-        checkpoint: ck,
-    })
+    finish_family(fam, cfg, tokenizer, codes, opts.labels, ck)
 }
 
 /// Fits every family of `emb` and writes the outputs into `opts.out`:
@@ -243,7 +219,94 @@ pub fn tokenize(
         results.push(fit_family(gpu, &fam, cfg, opts)?);
     }
     write_outputs(opts.out, &emb.ids, &results)?;
+    crate::io::write_atomic(
+        &opts.out.join(RUN_CONFIG),
+        toml::to_string_pretty(cfg)
+            .map_err(|e| Error::Invalid(format!("config: {e}")))?
+            .as_bytes(),
+    )?;
     Ok(results)
+}
+
+/// The settings of a run, saved beside its outputs so `semid eval` encodes new items the same
+/// way.
+pub const RUN_CONFIG: &str = "config.toml";
+
+/// Encodes items with the tokenizers of a finished run (no retraining), computes their metrics
+/// and writes the same outputs as [`tokenize`] into `out`.
+pub fn encode_with_run(
+    gpu: &Gpu,
+    run: &Path,
+    emb: &ItemEmbeddings,
+    labels: Option<&[u32]>,
+    out: &Path,
+) -> Result<Vec<FamilyResult>> {
+    let cfg = SemidConfig::load(&run.join(RUN_CONFIG))?;
+    let mut results = Vec::new();
+    for fam in families(emb, &cfg) {
+        let ck = checkpoint_path(run, &fam.name);
+        if !ck.exists() {
+            return Err(Error::Invalid(format!(
+                "{}: the run has no tokenizer for family `{}` (its families come from the \
+                 modalities it was fitted on)",
+                ck.display(),
+                fam.name
+            )));
+        }
+        let (tokenizer, _) = AnyTokenizer::load(&ck)?;
+        if tokenizer.dim() != fam.dim {
+            return Err(Error::shape(
+                "eval",
+                format!(
+                    "family `{}` is {}-wide here but {} was fitted on width {}",
+                    fam.name,
+                    fam.dim,
+                    ck.display(),
+                    tokenizer.dim()
+                ),
+            ));
+        }
+        let codes = tokenizer.encode(gpu, &fam.data)?;
+        results.push(finish_family(&fam, &cfg, tokenizer, codes, labels, ck)?);
+    }
+    write_outputs(out, &emb.ids, &results)?;
+    Ok(results)
+}
+
+/// Metrics and the collision suffix of one family's codes.
+fn finish_family(
+    fam: &FamilyInput,
+    cfg: &SemidConfig,
+    tokenizer: AnyTokenizer,
+    codes: Codes,
+    labels: Option<&[u32]>,
+    checkpoint: PathBuf,
+) -> Result<FamilyResult> {
+    let recs = tokenizer.level_reconstructions(&codes)?;
+    let sizes = codes.sizes.clone();
+    let mut input = MetricsInput::new(&codes.data, &sizes)
+        .with_embeddings(&fam.data, fam.dim)
+        .with_reconstructions(&recs);
+    if let Some(l) = labels {
+        input = input.with_labels(l);
+    }
+    let metrics = Metrics::compute(&format!("{}:{}", cfg.method.name(), fam.name), &input)?;
+    let final_codes = if cfg.dedup {
+        let d = dedup_suffix(&codes.data, codes.levels)?;
+        let mut sizes = codes.sizes.clone();
+        sizes.push(d.suffix_size);
+        Codes::new(d.levels, sizes, d.codes)?
+    } else {
+        codes.clone()
+    };
+    Ok(FamilyResult {
+        name: fam.name.clone(),
+        tokenizer,
+        codes,
+        final_codes,
+        metrics,
+        checkpoint,
+    })
 }
 
 /// Writes codes (CSV and npy), metrics (JSON and text) and the cluster-size SVGs.

@@ -128,6 +128,28 @@ fn synth_tokenize_report_resume() {
         before
     );
 
+    // Encoding the training items with the fitted run gives back their codes.
+    let eval_dir = d.join("eval");
+    let out = run(&[
+        "eval",
+        "--run",
+        s(&run_dir),
+        "--embeddings",
+        &emb,
+        "--ids",
+        s(&data.join("ids.txt")),
+        "--out",
+        s(&eval_dir),
+    ]);
+    assert!(out.contains("psrq:joint"), "{out}");
+    for f in ["codes_text.npy", "codes_audio.npy", "codes_joint.npy"] {
+        assert_eq!(
+            std::fs::read(eval_dir.join(f)).unwrap(),
+            std::fs::read(run_dir.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
     // Resuming with another method is a clear error.
     let out = semid()
         .args([

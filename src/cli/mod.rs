@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod data;
 mod demo;
+mod eval;
 mod info;
 mod progress;
 mod report;
@@ -42,6 +43,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Fit semantic IDs for item embeddings.
     Tokenize(tokenize::TokenizeArgs),
+    /// Encode items with a finished run's tokenizers and report their metrics.
+    Eval(eval::EvalArgs),
     /// Compare the metrics of tokenize runs.
     Report(report::ReportArgs),
     /// Print the default configuration of a method as TOML.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(a) => synth::run(&cli, a),
         Command::Data(a) => data::run(&cli, a),
         Command::Tokenize(a) => tokenize::run(&cli, a),
+        Command::Eval(a) => eval::run(&cli, a),
         Command::Report(a) => report::run(a),
         Command::Config(a) => config::run(a),
     }
