@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod bench;
 pub mod data;
 pub mod error;
@@ -14,6 +15,8 @@ pub mod gpu;
 pub mod io;
 pub mod kernels;
 pub mod metrics;
+pub mod nn;
+pub mod optim;
 pub mod quant;
 pub mod rng;
 pub mod tensor;
