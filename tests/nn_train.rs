@@ -774,4 +774,127 @@ fn optimizer_kernel_errors() {
         ko::adam_step(&p, &g, &z, &z, &ah, None).is_err(),
         "shared moments"
     );
+    let v = upload(&[0.0, 0.0], &[2]);
+    let one = upload(&[1.0], &[1]);
+    let clip_on = |s| {
+        Some(ko::Clip {
+            sum_sq: s,
+            max_norm: 1.0,
+        })
+    };
+    assert!(
+        ko::adam_step(
+            &one,
+            &upload(&[1.0], &[1]),
+            &upload(&[0.0], &[1]),
+            &upload(&[0.0], &[1]),
+            &ah,
+            clip_on(&one)
+        )
+        .is_err(),
+        "sum of squares aliases the parameter"
+    );
+    assert!(ko::adam_step(&p, &g, &z, &v, &ah, clip_on(&s)).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// the RQ-VAE pattern this engine is built for
+
+/// Index of the nearest row of `codebook` `[k, d]` to each row of `r` by squared L2, all on
+/// the GPU: argmin_j (‖c_j‖² − 2 r·c_j).
+fn nearest_code(r: &Tensor, codebook: &Tensor) -> Tensor {
+    use semid::kernels::elementwise::{binary, unary, Binary, Unary};
+    use semid::kernels::matmul::{matmul, MatmulOpts};
+    use semid::kernels::reduce::{argmin_rows, reduce_rows, RowReduce};
+    let scores = matmul(r, codebook, &MatmulOpts::new().trans_b(true)).unwrap();
+    let c_sq = reduce_rows(&unary(codebook, Unary::Square).unwrap(), RowReduce::Sum).unwrap();
+    let d = binary(
+        &c_sq,
+        &scores,
+        Binary::Axpby {
+            alpha: 1.0,
+            beta: -2.0,
+        },
+    )
+    .unwrap();
+    argmin_rows(&d).unwrap()
+}
+
+#[test]
+fn rq_vae_step_with_straight_through_trains() {
+    let gpu = gpu();
+    let (n, d, latent, k, levels) = (128, 12, 4, 8, 2);
+    let mut rng = Rng::new(5);
+    let x: Vec<f32> = rng.normal_vec(n * d);
+    let xt = Tensor::from_slice(&gpu, &x, &[n, d]).unwrap();
+    let mut store = ParamStore::new(&gpu, 21);
+    let enc = Mlp::new(
+        &mut store,
+        "encoder",
+        &MlpConfig::new(&[d, 16, latent]).bias(false),
+    )
+    .unwrap();
+    let dec = Mlp::new(
+        &mut store,
+        "decoder",
+        &MlpConfig::new(&[latent, 16, d]).bias(false),
+    )
+    .unwrap();
+    for l in 0..levels {
+        store
+            .init(
+                &format!("codebook.{l}"),
+                &[k, latent],
+                Init::Normal { std: 0.5 },
+                latent,
+                k,
+            )
+            .unwrap();
+    }
+    let mut opt = Adam::new(1e-2);
+    let mut curve = Vec::new();
+    for _ in 0..60 {
+        let g = Graph::new(&gpu);
+        let xv = g.input(&xt);
+        let z = enc.forward(&g, &store, &xv).unwrap();
+        let mut r = z.clone();
+        let mut zq: Option<semid::autograd::Var> = None;
+        let mut loss = None;
+        for l in 0..levels {
+            let c = g.param(&store, &format!("codebook.{l}")).unwrap();
+            let idx = nearest_code(r.value(), c.value());
+            let e = g.gather_rows(&c, &idx).unwrap();
+            let codebook_loss = g.mse(&g.detach(&r).unwrap(), &e).unwrap();
+            let commit = g.mse(&r, &g.detach(&e).unwrap()).unwrap();
+            let term = g
+                .add(&codebook_loss, &g.scale(&commit, 0.25).unwrap())
+                .unwrap();
+            loss = Some(match loss {
+                None => term,
+                Some(t) => g.add(&t, &term).unwrap(),
+            });
+            r = g.sub(&r, &g.detach(&e).unwrap()).unwrap();
+            zq = Some(match zq {
+                None => e,
+                Some(q) => g.add(&q, &e).unwrap(),
+            });
+        }
+        let zq_st = g.straight_through(&z, &zq.unwrap()).unwrap();
+        let recon = dec.forward(&g, &store, &zq_st).unwrap();
+        let total = g.add(&loss.unwrap(), &g.mse(&recon, &xv).unwrap()).unwrap();
+        let grads = g.backward(&total).unwrap();
+        for name in [
+            "encoder.0.weight",
+            "decoder.2.weight",
+            "codebook.0",
+            "codebook.1",
+        ] {
+            assert!(grads.param(name).is_some(), "{name} gets a gradient");
+        }
+        opt.step(&mut store, &grads).unwrap();
+        curve.push(total.value().to_vec().unwrap()[0]);
+    }
+    let (first, last) = (curve[0], *curve.last().unwrap());
+    assert!(curve.iter().all(|v| v.is_finite()));
+    assert!(last < 0.8 * first, "RQ-VAE loss {first} -> {last}");
 }

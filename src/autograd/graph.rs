@@ -144,6 +144,8 @@ impl Graph {
     }
 
     /// A constant input: no gradient flows to it. The tensor's storage is shared, not copied.
+    /// Values are f32 (a U32 tensor would be read as raw bits by the f32 kernels; index
+    /// tensors go to [`Graph::gather_rows`] and [`Graph::softmax_cross_entropy`] directly).
     pub fn input(&self, t: &Tensor) -> Var {
         self.push_leaf("input", t, false, None)
     }

@@ -149,10 +149,16 @@ fn clip_binding<'a>(
     op: &'static str,
     clip: &Option<Clip<'a>>,
     dummy: &'a Tensor,
+    written: &[&Tensor],
 ) -> Result<(f64, f32, BufRange<'a>)> {
     Ok(match clip {
         Some(c) => {
             check_f32(c.sum_sq, op, "the sum of squares")?;
+            if written.iter().any(|t| t.same_storage(c.sum_sq)) {
+                return Err(Error::Invalid(format!(
+                    "{op}: the sum of squares must not share storage with the parameter or its state"
+                )));
+            }
             if c.sum_sq.numel() != 1 {
                 return Err(Error::shape(op, "the sum of squares must have one element"));
             }
@@ -207,7 +213,7 @@ pub fn sgd_step(
         }
     };
     let gsq_dummy = Tensor::empty(gpu, &[1])?;
-    let (clip_on, max_norm, gsq) = clip_binding(OP, &clip, &gsq_dummy)?;
+    let (clip_on, max_norm, gsq) = clip_binding(OP, &clip, &gsq_dummy, &[param, buf])?;
     let consts = [
         ("CLIP", clip_on),
         ("MOMENTUM", if momentum { 1.0 } else { 0.0 }),
@@ -266,7 +272,7 @@ pub fn adam_step(
     }
     let gpu = param.gpu();
     let gsq_dummy = Tensor::empty(gpu, &[1])?;
-    let (clip_on, max_norm, gsq) = clip_binding(OP, &clip, &gsq_dummy)?;
+    let (clip_on, max_norm, gsq) = clip_binding(OP, &clip, &gsq_dummy, &[param, m, v])?;
     let t = h.step.min(i32::MAX as u64) as i32;
     let bc1 = 1.0 - (h.beta1 as f64).powi(t);
     let bc2 = 1.0 - (h.beta2 as f64).powi(t);
