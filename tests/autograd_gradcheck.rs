@@ -232,7 +232,7 @@ fn act64(act: Activation, x: f64) -> f64 {
 
 #[test]
 fn matmul_every_transpose_form() {
-    for (s, &(m, k, n)) in [(1, 1, 1), (3, 5, 4), (7, 13, 5), (2, 1, 9)]
+    for (s, &(m, k, n)) in [(1, 1, 1), (3, 5, 4), (7, 13, 5), (2, 1, 9), (37, 29, 23)]
         .iter()
         .enumerate()
     {
@@ -1296,5 +1296,60 @@ fn row_backward_kernels_more_than_65535_workgroups() {
             };
             assert!((dx[i * c + j] - want).abs() < 1e-6, "xent backward row {i}");
         }
+    }
+}
+
+#[test]
+fn row_ops_on_rows_wider_than_a_workgroup() {
+    // Rows of more than 256 columns: each invocation walks several columns.
+    for (s, &(r, c)) in [(2usize, 300usize), (3, 257), (1, 613)].iter().enumerate() {
+        let seed = 1100 + 10 * s as u64;
+        let x: Vec<f32> = rand_vec(r * c, seed).iter().map(|v| 2.0 * v).collect();
+        let xs = (x.clone(), vec![r, c]);
+        check(
+            &format!("softmax_rows {r}x{c}"),
+            std::slice::from_ref(&xs),
+            &|g, v| g.softmax_rows(&v[0]),
+            &|x| rows_map(&x[0], c, softmax64),
+        );
+        check(
+            &format!("log_softmax_rows {r}x{c}"),
+            std::slice::from_ref(&xs),
+            &|g, v| g.log_softmax_rows(&v[0]),
+            &|x| rows_map(&x[0], c, log_softmax64),
+        );
+        check(
+            &format!("layernorm {r}x{c}"),
+            &[
+                xs.clone(),
+                (away_from_zero(c, seed + 1, 0.5), vec![c]),
+                input(c, &[c], seed + 2),
+            ],
+            &|g, v| g.layernorm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5),
+            &|x| rows_map(&x[0], c, |row| layernorm64(row, Some(&x[1]), Some(&x[2]))),
+        );
+        check(
+            &format!("l2_normalize_rows {r}x{c}"),
+            std::slice::from_ref(&xs),
+            &|g, v| g.l2_normalize_rows(&v[0], 1e-12),
+            &|x| rows_map(&x[0], c, |row| l2n64(row, 1e-12)),
+        );
+        let t: Vec<u32> = (0..r).map(|i| ((i * 131 + 7) % c) as u32).collect();
+        let tt = Tensor::from_u32(&gpu(), &t, &[r]).unwrap();
+        check(
+            &format!("softmax_cross_entropy {r}x{c}"),
+            std::slice::from_ref(&xs),
+            &|g, v| g.softmax_cross_entropy(&v[0], &tt),
+            &|x| {
+                let lp = rows_map(&x[0], c, log_softmax64);
+                vec![
+                    t.iter()
+                        .enumerate()
+                        .map(|(i, &k)| -lp[i * c + k as usize])
+                        .sum::<f64>()
+                        / r as f64,
+                ]
+            },
+        );
     }
 }
