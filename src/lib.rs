@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod bench;
 pub mod config;
 pub mod data;
@@ -31,6 +32,8 @@ pub mod gpu;
 pub mod io;
 pub mod kernels;
 pub mod metrics;
+pub mod nn;
+pub mod optim;
 pub mod pipeline;
 pub mod quant;
 pub mod rng;

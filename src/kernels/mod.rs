@@ -9,13 +9,17 @@
 //! | [`movement`] | `movement.wgsl` | gather, deterministic scatter-add, transpose, concat, slice, fill, copy |
 //! | [`codebook`] | `codebook.wgsl` | fused nearest-code search (L2, cosine) and top-k |
 //! | [`kmeans`] | `kmeans.wgsl` | k-means updates by deterministic segmented sums |
+//! | [`autograd`] | `autograd.wgsl` | backward kernels of the autograd graph, dropout, row L2-normalise |
+//! | [`optim`] | `optim.wgsl` | fused optimizer updates, sum of squares for clipping |
 
+pub mod autograd;
 pub mod codebook;
 pub mod elementwise;
 pub mod kmeans;
 pub mod matmul;
 pub mod movement;
 pub mod norm;
+pub mod optim;
 pub mod reduce;
 
 use crate::gpu::ShaderSource;
@@ -30,5 +34,7 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         movement::SHADER,
         codebook::SHADER,
         kmeans::SHADER,
+        autograd::SHADER,
+        optim::SHADER,
     ]
 }

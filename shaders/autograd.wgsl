@@ -1,0 +1,323 @@
+// Backward kernels of the autograd graph (src/autograd), and the forward kernels it needs that
+// the other shaders lack (row L2-normalisation, stable BCE with logits, NLL pick, dropout).
+//
+// Flat kernels: 256 invocations per workgroup, one element each; the linear id is
+// (wg.x + wg.y * nwg.x) * 256 + lid.x, bounds-checked against `p.n`.
+// Row kernels: one 256-invocation workgroup per row (row = wg.x + wg.y * nwg.x, checked against
+// `p.n`, a workgroup-uniform test so the barriers stay in uniform control flow); invocation
+// `lid` walks columns lid, lid+256, ... and a fixed shared-memory tree combines the partials,
+// so every result depends only on the shape (bit-identical run after run). No atomics.
+//
+// Bindings: 0 is the uniform; each entry binds its inputs first (read-only `rN`), then its
+// outputs (`wN`), in the order its launcher in src/kernels/autograd.rs passes them.
+
+struct Params {
+    n: u32,       // elements (flat kernels) or rows (row kernels) of this dispatch
+    cols: u32,    // columns (row kernels, NLL / cross-entropy kernels)
+    op: u32,      // unary_backward: the derivative to apply
+    base: u32,    // dropout: index of this dispatch's first element in the whole tensor
+    alpha: f32,   // a scale factor, eps, or the dropout probability
+    beta: f32,    // dropout: 1 / (1 - p)
+    k0: u32,      // dropout: key words
+    k1: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+@group(0) @binding(1) var<storage, read> r1: array<f32>;
+@group(0) @binding(2) var<storage, read> r2: array<f32>;
+@group(0) @binding(2) var<storage, read> u2: array<u32>;
+@group(0) @binding(3) var<storage, read> r3: array<f32>;
+@group(0) @binding(4) var<storage, read> r4: array<f32>;
+@group(0) @binding(5) var<storage, read> r5: array<f32>;
+
+@group(0) @binding(2) var<storage, read_write> w2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> w4: array<f32>;
+@group(0) @binding(6) var<storage, read_write> w6: array<f32>;
+@group(0) @binding(7) var<storage, read_write> w7: array<f32>;
+
+// softmax_backward: 0 softmax, 1 log-softmax. layernorm_backward: whether gamma is bound.
+override LOG: u32 = 0u;
+override HAS_GAMMA: u32 = 0u;
+
+const WG: u32 = 256u;
+const INV_SQRT_2: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+
+var<workgroup> sh: array<f32, 256>;
+
+fn flat_id(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * WG + lid.x;
+}
+
+// Sum of `v` over the workgroup by a fixed tree. Must be called in uniform control flow; the
+// leading barrier lets the previous call's readers of sh[0] finish first.
+fn wg_sum(lid: u32, v: f32) -> f32 {
+    workgroupBarrier();
+    sh[lid] = v;
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k >>= 1u) {
+        if (lid < k) {
+            sh[lid] = sh[lid] + sh[lid + k];
+        }
+        workgroupBarrier();
+    }
+    return sh[0];
+}
+
+// Same erf approximation as elementwise.wgsl, so GELU's derivative matches its forward.
+fn erf_approx(x: f32) -> f32 {
+    let s = sign(x);
+    let ax = abs(x);
+    let t = 1.0 / (1.0 + 0.5 * ax);
+    let y = t * exp(-ax * ax - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+        t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+        t * (-0.82215223 + t * 0.17087277)))))))));
+    return s * (1.0 - y);
+}
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+// d op(x) / dx from the input x and the output y.
+fn unary_grad(op: u32, x: f32, y: f32) -> f32 {
+    switch op {
+        case 0u: { return select(0.0, 1.0, x > 0.0); }                        // relu
+        case 1u: {                                                            // gelu (erf)
+            return 0.5 * (1.0 + erf_approx(x * INV_SQRT_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+        }
+        case 2u: { return y * (1.0 - y); }                                    // sigmoid
+        case 3u: { return 1.0 - y * y; }                                      // tanh
+        case 4u: { return y; }                                                // exp
+        case 5u: { return 1.0 / x; }                                          // log
+        case 6u: { return 2.0 * x; }                                          // square
+        case 7u: { return 0.5 / y; }                                          // sqrt
+        case 8u: {                                                            // gelu (tanh)
+            let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+            let t = tanh(u);
+            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 0.134145 * x * x);
+        }
+        default: { return 1.0; }
+    }
+}
+
+// dx = dy * op'(x): r1 x, r2 y, r3 dy -> w4 dx.
+@compute @workgroup_size(256)
+fn unary_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    w4[i] = r3[i] * unary_grad(p.op, r1[i], r2[i]);
+}
+
+// out = alpha * s[0] * a: r1 a, r2 s -> w3 out.
+@compute @workgroup_size(256)
+fn scale_by(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    w3[i] = p.alpha * r2[0] * r1[i];
+}
+
+// out = alpha * s[0] everywhere: r1 s -> w2 out.
+@compute @workgroup_size(256)
+fn fill_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    w2[i] = p.alpha * r1[0];
+}
+
+// Softmax backward, per row: dx = y * (dy - Σ dy·y); log-softmax: dx = dy - exp(y) · Σ dy.
+// r1 y (the forward output), r2 dy -> w3 dx.
+@compute @workgroup_size(256)
+fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.n) { return; }
+    let lid = lid3.x;
+    let base = row * p.cols;
+    var acc = 0.0;
+    for (var c = lid; c < p.cols; c += WG) {
+        if (LOG == 1u) {
+            acc += r2[base + c];
+        } else {
+            acc += r2[base + c] * r1[base + c];
+        }
+    }
+    let s = wg_sum(lid, acc);
+    for (var c = lid; c < p.cols; c += WG) {
+        let y = r1[base + c];
+        let dy = r2[base + c];
+        if (LOG == 1u) {
+            w3[base + c] = dy - exp(y) * s;
+        } else {
+            w3[base + c] = y * (dy - s);
+        }
+    }
+}
+
+// Layernorm backward, per row, with xhat = (x - mean) * rstd and g = dy * gamma:
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); also dy * xhat (summed over rows by the
+// launcher for d gamma). r1 x, r2 gamma (a dummy when HAS_GAMMA = 0), r3 mean, r4 rstd, r5 dy
+// -> w6 dx, w7 dy * xhat.
+@compute @workgroup_size(256)
+fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.n) { return; }
+    let lid = lid3.x;
+    let base = row * p.cols;
+    let mean = r3[row];
+    let rstd = r4[row];
+    var a = 0.0;
+    var b = 0.0;
+    for (var c = lid; c < p.cols; c += WG) {
+        let xhat = (r1[base + c] - mean) * rstd;
+        var g = r5[base + c];
+        if (HAS_GAMMA == 1u) { g = g * r2[c]; }
+        a += g;
+        b += g * xhat;
+    }
+    let n = f32(p.cols);
+    let mg = wg_sum(lid, a) / n;
+    let mgx = wg_sum(lid, b) / n;
+    for (var c = lid; c < p.cols; c += WG) {
+        let xhat = (r1[base + c] - mean) * rstd;
+        let dy = r5[base + c];
+        var g = dy;
+        if (HAS_GAMMA == 1u) { g = g * r2[c]; }
+        w6[base + c] = rstd * (g - mg - xhat * mgx);
+        w7[base + c] = dy * xhat;
+    }
+}
+
+// Row L2-normalisation: y = x / max(‖x‖, eps) (PyTorch's F.normalize), eps = alpha.
+// r1 x -> w2 y, w3 ‖x‖ (one per row, unclamped).
+@compute @workgroup_size(256)
+fn l2_normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.n) { return; }
+    let lid = lid3.x;
+    let base = row * p.cols;
+    var acc = 0.0;
+    for (var c = lid; c < p.cols; c += WG) {
+        let v = r1[base + c];
+        acc += v * v;
+    }
+    let nrm = sqrt(wg_sum(lid, acc));
+    let d = max(nrm, p.alpha);
+    for (var c = lid; c < p.cols; c += WG) {
+        w2[base + c] = r1[base + c] / d;
+    }
+    if (lid == 0u) {
+        w3[row] = nrm;
+    }
+}
+
+// Backward of l2_normalize: with d = max(‖x‖, eps), dx = (dy - y · Σ dy·y) / d when ‖x‖ > eps,
+// else dy / eps (the denominator is the constant eps there). r1 y, r2 ‖x‖, r3 dy -> w4 dx.
+@compute @workgroup_size(256)
+fn l2_normalize_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= p.n) { return; }
+    let lid = lid3.x;
+    let base = row * p.cols;
+    var acc = 0.0;
+    for (var c = lid; c < p.cols; c += WG) {
+        acc += r3[base + c] * r1[base + c];
+    }
+    let s = wg_sum(lid, acc);
+    let nrm = r2[row];
+    let d = max(nrm, p.alpha);
+    let proj = select(0.0, s, nrm > p.alpha);
+    for (var c = lid; c < p.cols; c += WG) {
+        w4[base + c] = (r3[base + c] - r1[base + c] * proj) / d;
+    }
+}
+
+// Stable binary cross-entropy with logits, per element:
+// max(x, 0) - x·t + log(1 + exp(-|x|)). r1 x, r2 t -> w3 loss.
+@compute @workgroup_size(256)
+fn bce_logits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = r1[i];
+    w3[i] = max(x, 0.0) - x * r2[i] + log(1.0 + exp(-abs(x)));
+}
+
+// d/dx of the BCE above times the upstream scalar: alpha * g[0] * (sigmoid(x) - t).
+// r1 x, r2 t, r3 g -> w4 dx.
+@compute @workgroup_size(256)
+fn bce_logits_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    w4[i] = p.alpha * r3[0] * (sigmoid(r1[i]) - r2[i]);
+}
+
+// Negative log-likelihood of each row: out[r] = -logp[r, t[r]], 0 when t[r] >= cols.
+// r1 logp [rows, cols], u2 targets [rows] -> w3 out [rows]; flat over rows.
+@compute @workgroup_size(256)
+fn nll_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = flat_id(wg, nwg, lid);
+    if (r >= p.n) { return; }
+    let t = u2[r];
+    var v = 0.0;
+    if (t < p.cols) {
+        v = -r1[r * p.cols + t];
+    }
+    w3[r] = v;
+}
+
+// Softmax cross-entropy backward: dx = alpha * g[0] * (exp(logp) - onehot(t)); rows whose
+// target is out of range get 0. r1 logp, u2 targets, r3 g -> w4 dx; flat over elements.
+@compute @workgroup_size(256)
+fn xent_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n * p.cols) { return; }
+    let r = i / p.cols;
+    let c = i - r * p.cols;
+    let t = u2[r];
+    var v = 0.0;
+    if (t < p.cols) {
+        v = exp(r1[i]) - select(0.0, 1.0, c == t);
+    }
+    w4[i] = p.alpha * r3[0] * v;
+}
+
+// Counter-based hash (Wellons' lowbias32): the same (key, index) always gives the same bits.
+fn lowbias32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+// Inverted dropout: element i (global index base + i) is dropped when its hash, as a uniform
+// in [0, 1) with 24 bits, is below alpha = p; kept elements are scaled by beta = 1 / (1 - p).
+// r1 x -> w2 y, w3 mask (0 or beta).
+@compute @workgroup_size(256)
+fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    let h = lowbias32(lowbias32((p.base + i) ^ p.k0) + p.k1);
+    let u = f32(h >> 8u) * (1.0 / 16777216.0);
+    let m = select(p.beta, 0.0, u < p.alpha);
+    w3[i] = m;
+    w2[i] = r1[i] * m;
+}
