@@ -410,6 +410,43 @@ fn pp_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     if (p.first == 1u) { pu_mind[i] = dd; } else { pu_mind[i] = min(pu_mind[i], dd); }
 }
 
+// pp_update_v4: pp_update over vec4 rows (d % 4 == 0).
+@group(0) @binding(1) var<storage, read> pv_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> pv_c: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> pv_mind: array<f32>;
+
+@compute @workgroup_size(64)
+fn pp_update_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = linear_wid(wg, nwg) * 64u + lid.x;
+    if (r >= p.rows) { return; }
+    let dv = p.d / 4u;
+    let xb = r * dv;
+    let cb = p.count * dv;
+    var dd = 0.0;
+    if (p.metric == 0u) {
+        for (var j = 0u; j < dv; j++) {
+            let t = pv_x[xb + j] - pv_c[cb + j];
+            dd += dot(t, t);
+        }
+    } else {
+        var xx = 0.0;
+        var cc = 0.0;
+        var xc = 0.0;
+        for (var j = 0u; j < dv; j++) {
+            let a = pv_x[xb + j];
+            let b = pv_c[cb + j];
+            xx += dot(a, a);
+            cc += dot(b, b);
+            xc += dot(a, b);
+        }
+        dd = 1.0;
+        if (xx > 0.0 && cc > 0.0) { dd = max(1.0 - xc / (sqrt(xx) * sqrt(cc)), 0.0); }
+    }
+    let i = p.r0 + r;
+    if (p.first == 1u) { pv_mind[i] = dd; } else { pv_mind[i] = min(pv_mind[i], dd); }
+}
+
 // pp_pick: one invocation draws the next center with probability proportional to mind: the
 // first point whose running sum of mind (in index order, through the per-block sums) exceeds
 // u * total. With a total of 0 it takes point floor(u * n). Writes the pair (count, point).

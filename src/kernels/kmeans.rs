@@ -401,9 +401,14 @@ pub fn pp_update(
             metric: metric_code(metric),
             ..params()
         };
+        let entry = if d.is_multiple_of(4) {
+            "pp_update_v4"
+        } else {
+            "pp_update"
+        };
         dispatch(
             gpu,
-            "pp_update",
+            entry,
             &p,
             &[x.row_range(r0, rows), c.range(), mind.range()],
             groups(rows, 64, "pp_update")?,
