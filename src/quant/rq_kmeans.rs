@@ -4,7 +4,7 @@
 
 use super::cluster::{self, KMeansOptions};
 use super::codes::Codes;
-use super::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
+use super::tokenizer::{cumulative_reconstructions, rows_of, FitHooks, NamedTensor, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use serde::{Deserialize, Serialize};
@@ -178,22 +178,12 @@ impl Tokenizer for RqKMeans {
     }
     fn level_reconstructions(&self, codes: &Codes) -> Result<Vec<Vec<f32>>> {
         check_codes(codes, &self.sizes())?;
-        let (n, d) = (codes.items(), self.dim);
-        let mut acc = vec![0f32; n * d];
-        let mut out = Vec::with_capacity(codes.levels);
-        for (l, cb) in self.codebooks.iter().enumerate() {
-            for i in 0..n {
-                let c = codes.item(i)[l] as usize;
-                for (a, v) in acc[i * d..(i + 1) * d]
-                    .iter_mut()
-                    .zip(&cb[c * d..(c + 1) * d])
-                {
-                    *a += v;
-                }
-            }
-            out.push(acc.clone());
-        }
-        Ok(out)
+        Ok(cumulative_reconstructions(
+            codes,
+            &self.codebooks,
+            self.config.k,
+            self.dim,
+        ))
     }
     fn tensors(&self) -> Vec<NamedTensor> {
         self.codebooks

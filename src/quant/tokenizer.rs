@@ -60,3 +60,31 @@ impl<T> FitHooks<'_, T> {
         })
     }
 }
+
+/// The cumulative reconstruction after each level: the sum of the first `d` coordinates of
+/// each level's chosen code (a codebook row may be wider than `d`, as PSRQ's `k × 2d` ones).
+/// `codes` may hold more levels than `codebooks` (a collision suffix); those are ignored.
+pub(crate) fn cumulative_reconstructions(
+    codes: &Codes,
+    codebooks: &[Vec<f32>],
+    k: usize,
+    d: usize,
+) -> Vec<Vec<f32>> {
+    let n = codes.items();
+    let mut acc = vec![0f32; n * d];
+    let mut out = Vec::with_capacity(codebooks.len());
+    for (l, cb) in codebooks.iter().enumerate() {
+        let width = cb.len() / k.max(1);
+        for i in 0..n {
+            let c = codes.item(i)[l] as usize;
+            for (a, v) in acc[i * d..(i + 1) * d]
+                .iter_mut()
+                .zip(&cb[c * width..c * width + d])
+            {
+                *a += v;
+            }
+        }
+        out.push(acc.clone());
+    }
+    out
+}
