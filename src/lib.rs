@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod gpu;
 pub mod io;

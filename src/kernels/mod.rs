@@ -9,7 +9,9 @@
 //! | [`movement`] | `movement.wgsl` | gather, deterministic scatter-add, transpose, concat, slice, fill, copy |
 //! | [`codebook`] | `codebook.wgsl` | fused nearest-code search (L2, cosine) and top-k |
 //! | [`kmeans`] | `kmeans.wgsl` | k-means updates by deterministic segmented sums |
+//! | [`attention`] | `attention.wgsl` | fused multi-head attention with a padding mask (online softmax) |
 
+pub mod attention;
 pub mod codebook;
 pub mod elementwise;
 pub mod kmeans;
@@ -30,5 +32,6 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         movement::SHADER,
         codebook::SHADER,
         kmeans::SHADER,
+        attention::SHADER,
     ]
 }

@@ -1,0 +1,103 @@
+// Multi-head scaled dot-product attention with a key-padding mask, fused and tiled over keys
+// with an online (running-max) softmax, so no [batch, heads, seq, seq] score buffer exists.
+//
+// Layout: a token row of Q, K and V holds every head side by side (`heads * head_dim` values,
+// as they come out of the projection matmuls), possibly inside a wider packed row (one fused
+// QKV matmul): element `d` of head `h` of token `i` of sequence `b` is at
+//   X[(b * seq + i) * x_rs + x_off + h * head_dim + d].
+// The output is dense: [batch, seq, heads * head_dim].
+//
+// Sequence `b` has `len = min(lens[b0 + b], seq)` real tokens: query row `i < len` attends to
+// keys `0..len`; rows `i >= len` are padding and are written as zeros (so a sequence of length
+// 0, fully masked, gives zeros, never NaN).
+//
+// One invocation computes one (sequence, token, head) row, with heads fastest. Keys are taken
+// in tiles of KT: the tile's scores are kept in registers, the running max is raised once per
+// tile and the accumulator rescaled by exp(m_old - m_new). No barriers, no workgroup memory.
+// The linear workgroup id is wg.x + wg.y * nwg.x (the launcher folds large counts).
+
+struct Params {
+    batch: u32,     // sequences in this dispatch
+    seq: u32,       // padded tokens per sequence
+    heads: u32,
+    head_dim: u32,
+    q_rs: u32,      // row strides of Q, K, V (elements per token row)
+    k_rs: u32,
+    v_rs: u32,
+    o_rs: u32,      // row stride of the output (heads * head_dim)
+    q_off: u32,     // column offsets of Q, K, V inside their rows
+    k_off: u32,
+    v_off: u32,
+    b0: u32,        // index in `lens` of this dispatch's first sequence
+    scale: f32,     // multiplies q·k (usually 1/sqrt(head_dim))
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+};
+
+const WG: u32 = 64u;
+const MAX_DH: u32 = 128u;   // largest head_dim (the launcher checks)
+const KT: u32 = 16u;        // keys per tile
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> lens: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = (wg.x + wg.y * nwg.x) * WG + lid.x;
+    if (t >= p.batch * p.seq * p.heads) { return; }
+    let h = t % p.heads;
+    let row = t / p.heads;          // b * seq + i
+    let b = row / p.seq;
+    let i = row - b * p.seq;
+    let len = min(lens[p.b0 + b], p.seq);
+    let dh = p.head_dim;
+    let ob = row * p.o_rs + h * dh;
+    if (i >= len) {
+        for (var d = 0u; d < dh; d++) { out[ob + d] = 0.0; }
+        return;
+    }
+
+    var qv: array<f32, MAX_DH>;
+    var acc: array<f32, MAX_DH>;
+    var s: array<f32, KT>;
+    let qb = row * p.q_rs + p.q_off + h * dh;
+    for (var d = 0u; d < dh; d++) {
+        qv[d] = q[qb + d] * p.scale;
+        acc[d] = 0.0;
+    }
+    let first = b * p.seq;          // token row of key 0 of this sequence
+    let kh = p.k_off + h * dh;
+    let vh = p.v_off + h * dh;
+    var m = -3.0e38;                // running max of the scores
+    var l = 0.0;                    // running sum of exp(score - m)
+    for (var j0 = 0u; j0 < len; j0 += KT) {
+        let n = min(KT, len - j0);
+        var mt = m;
+        for (var u = 0u; u < n; u++) {
+            let kb = (first + j0 + u) * p.k_rs + kh;
+            var dot = 0.0;
+            for (var d = 0u; d < dh; d++) { dot += qv[d] * k[kb + d]; }
+            s[u] = dot;
+            mt = max(mt, dot);
+        }
+        // Rescale what was accumulated under the old max (exp(-huge) = 0 on the first tile).
+        let corr = exp(m - mt);
+        l *= corr;
+        for (var d = 0u; d < dh; d++) { acc[d] *= corr; }
+        for (var u = 0u; u < n; u++) {
+            let w = exp(s[u] - mt);
+            l += w;
+            let vb = (first + j0 + u) * p.v_rs + vh;
+            for (var d = 0u; d < dh; d++) { acc[d] += w * v[vb + d]; }
+        }
+        m = mt;
+    }
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < dh; d++) { out[ob + d] = acc[d] * inv; }
+}
