@@ -11,10 +11,15 @@
 // keys `0..len`; rows `i >= len` are padding and are written as zeros (so a sequence of length
 // 0, fully masked, gives zeros, never NaN).
 //
-// One invocation computes one (sequence, token, head) row, with heads fastest. Keys are taken
-// in tiles of KT: the tile's scores are kept in registers, the running max is raised once per
-// tile and the accumulator rescaled by exp(m_old - m_new). No barriers, no workgroup memory.
-// The linear workgroup id is wg.x + wg.y * nwg.x (the launcher folds large counts).
+// A workgroup of WG invocations takes one (sequence, head) and WG consecutive query rows, one
+// row per invocation: every invocation reads the same key and value rows at the same time
+// (workgroup-uniform addresses). Keys are taken in tiles of KT: the tile's scores are kept in
+// registers, the running max is raised once per tile and the accumulator rescaled by
+// exp(m_old - m_new). No barriers, no workgroup memory. The linear workgroup id is
+// wg.x + wg.y * nwg.x (the launcher folds large counts) = ((b * heads) + h) * blocks + block.
+//
+// `add_layernorm` (after the attention entry) is the transformer block's residual step:
+// y = layernorm(a + b) · gamma + beta, one row per invocation, barrier-free.
 
 struct Params {
     batch: u32,     // sequences in this dispatch
@@ -35,7 +40,7 @@ struct Params {
     _pad2: u32,
 };
 
-const WG: u32 = 64u;
+const WG: u32 = 32u;
 const MAX_DH: u32 = 128u;   // largest head_dim (the launcher checks)
 const KT: u32 = 16u;        // keys per tile
 
@@ -46,15 +51,19 @@ const KT: u32 = 16u;        // keys per tile
 @group(0) @binding(4) var<storage, read> lens: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(32)
 fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = (wg.x + wg.y * nwg.x) * WG + lid.x;
-    if (t >= p.batch * p.seq * p.heads) { return; }
-    let h = t % p.heads;
-    let row = t / p.heads;          // b * seq + i
-    let b = row / p.seq;
-    let i = row - b * p.seq;
+    let wid = wg.x + wg.y * nwg.x;
+    let blocks = (p.seq + WG - 1u) / WG;
+    if (wid >= p.batch * p.heads * blocks) { return; }
+    let blk = wid % blocks;
+    let bh = wid / blocks;
+    let h = bh % p.heads;
+    let b = bh / p.heads;
+    let i = blk * WG + lid.x;
+    if (i >= p.seq) { return; }
+    let row = b * p.seq + i;
     let len = min(lens[p.b0 + b], p.seq);
     let dh = p.head_dim;
     let ob = row * p.o_rs + h * dh;
@@ -100,4 +109,45 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let inv = select(0.0, 1.0 / l, l > 0.0);
     for (var d = 0u; d < dh; d++) { out[ob + d] = acc[d] * inv; }
+}
+
+struct LnParams {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    _pad: u32,
+};
+
+@group(0) @binding(0) var<uniform> lp: LnParams;
+@group(0) @binding(1) var<storage, read> ln_a: array<f32>;
+@group(0) @binding(2) var<storage, read> ln_b: array<f32>;
+@group(0) @binding(3) var<storage, read> ln_gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> ln_beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ln_y: array<f32>;
+
+// y = (s - mean(s)) / sqrt(var(s) + eps) * gamma + beta with s = a + b, per row of `cols`
+// values (biased variance, two passes over s, which is staged in y).
+@compute @workgroup_size(64)
+fn add_layernorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (r >= lp.rows) { return; }
+    let n = lp.cols;
+    let base = r * n;
+    var sum = 0.0;
+    for (var c = 0u; c < n; c++) {
+        let v = ln_a[base + c] + ln_b[base + c];
+        ln_y[base + c] = v;
+        sum += v;
+    }
+    let mean = sum / f32(n);
+    var sq = 0.0;
+    for (var c = 0u; c < n; c++) {
+        let d = ln_y[base + c] - mean;
+        sq += d * d;
+    }
+    let rstd = inverseSqrt(sq / f32(n) + lp.eps);
+    for (var c = 0u; c < n; c++) {
+        ln_y[base + c] = (ln_y[base + c] - mean) * rstd * ln_gamma[c] + ln_beta[c];
+    }
 }

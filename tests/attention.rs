@@ -1,10 +1,11 @@
-//! Fused multi-head attention against the plain-Rust reference: awkward shapes, padding masks,
+//! Fused multi-head attention (and the fused residual add + layernorm) against the plain-Rust reference: awkward shapes, padding masks,
 //! lengths that are not multiples of the key tile, fully masked sequences, packed QKV, more than
 //! 65,535 workgroups and a packed QKV tensor above the 128 MiB storage-binding limit.
 mod common;
 use common::*;
 use semid::kernels::attention::{
-    attention, attention_cpu, attention_packed, AttentionOpts, AttentionShape, MAX_HEAD_DIM,
+    add_layernorm, add_layernorm_cpu, attention, attention_cpu, attention_packed, AttentionOpts,
+    AttentionShape, MAX_HEAD_DIM,
 };
 use semid::{Error, Tensor};
 
@@ -258,5 +259,69 @@ fn bad_inputs_are_errors() {
     )
     .unwrap();
     assert_eq!(e.shape(), &[0, 3, 8]);
+    g.sync().unwrap();
+}
+
+fn check_add_ln(rows: usize, cols: usize, eps: f32, seed: u64) {
+    let a = rand_vec(rows * cols, seed);
+    let b: Vec<f32> = rand_vec(rows * cols, seed + 1)
+        .into_iter()
+        .map(|v| v * 3.0 + 5.0)
+        .collect();
+    let g = rand_vec(cols, seed + 2);
+    let beta = rand_vec(cols, seed + 3);
+    let got = add_layernorm(
+        &upload(&a, &[rows, cols]),
+        &upload(&b, &[rows, cols]),
+        &upload(&g, &[cols]),
+        &upload(&beta, &[cols]),
+        eps,
+    )
+    .unwrap()
+    .to_vec()
+    .unwrap();
+    let want = add_layernorm_cpu(&a, &b, &g, &beta, eps);
+    assert_close(
+        &got,
+        &want,
+        1e-4,
+        1e-4,
+        &format!("add_layernorm {rows}x{cols}"),
+    );
+}
+
+#[test]
+fn add_layernorm_small_and_awkward() {
+    check_add_ln(1, 1, 1e-5, 30);
+    check_add_ln(37, 61, 1e-5, 31);
+    check_add_ln(29, 384, 1e-12, 32);
+    check_add_ln(65, 3, 0.0, 33);
+}
+
+#[test]
+fn add_layernorm_many_workgroups_over_the_binding_limit() {
+    // 4,194,305 rows: 65,536 workgroups of 64, and 134,217,760 bytes per tensor, 32 bytes over
+    // the 128 MiB binding limit, so the rows are split.
+    check_add_ln(65_535 * 64 + 65, 8, 1e-5, 34);
+}
+
+#[test]
+fn add_layernorm_bad_inputs_are_errors() {
+    let g = gpu();
+    let t = |shape: &[usize]| Tensor::zeros(&g, shape).unwrap();
+    let (a, v) = (t(&[4, 6]), t(&[6]));
+    assert!(add_layernorm(&a, &t(&[4, 5]), &v, &v, 1e-5).is_err());
+    assert!(add_layernorm(&a, &a, &t(&[5]), &v, 1e-5).is_err());
+    assert!(add_layernorm(&a, &a, &v, &t(&[7]), 1e-5).is_err());
+    assert!(add_layernorm(&a, &a, &v, &v, -1.0).is_err());
+    assert!(add_layernorm(&a, &a, &v, &v, f32::NAN).is_err());
+    let u = Tensor::from_u32(&g, &[0; 24], &[4, 6]).unwrap();
+    assert!(add_layernorm(&u, &a, &v, &v, 1e-5).is_err());
+    assert_eq!(
+        add_layernorm(&t(&[0, 6]), &t(&[0, 6]), &v, &v, 1e-5)
+            .unwrap()
+            .shape(),
+        &[0, 6]
+    );
     g.sync().unwrap();
 }

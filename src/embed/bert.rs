@@ -4,18 +4,17 @@
 //!
 //! The forward pass of one batch is recorded as one run of dispatches with no readback:
 //! word + position + token-type embeddings and layernorm; per layer one fused QKV matmul,
-//! [`attention_packed`](crate::kernels::attention::attention_packed), the output projection, a
-//! residual add and layernorm, the GELU feed-forward, a residual add and layernorm; then masked
+//! [`attention_packed`], the output projection, a residual add and layernorm
+//! ([`add_layernorm`], fused), the GELU feed-forward, a residual add and layernorm; then masked
 //! mean pooling (a batched matmul with weights `1/len` on the real tokens) and optional L2
 //! normalisation.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::attention::{attention_packed, AttentionOpts};
+use crate::kernels::attention::{add_layernorm, attention_packed, AttentionOpts};
 use crate::kernels::elementwise::{binary, unary, Binary, Unary};
 use crate::kernels::matmul::{matmul, Activation, MatmulOpts};
 use crate::kernels::movement::gather_rows;
-use crate::kernels::norm::layernorm;
 use crate::kernels::reduce::{reduce_rows, RowReduce};
 use crate::tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
@@ -552,8 +551,8 @@ impl BertModel {
         let types = Tensor::from_u32(gpu, &types, &[rows])?;
         let x = gather_rows(&self.word, &ids)?;
         let x = binary(&x, &gather_rows(&self.position, &pos)?, Binary::Add)?;
-        let x = binary(&x, &gather_rows(&self.token_type, &types)?, Binary::Add)?;
-        let mut x = layernorm(&x, Some(&self.emb_ln_g), Some(&self.emb_ln_b), eps)?;
+        let t = gather_rows(&self.token_type, &types)?;
+        let mut x = add_layernorm(&x, &t, &self.emb_ln_g, &self.emb_ln_b, eps)?;
         let lengths = Tensor::from_u32(gpu, &batch.lengths, &[b])?;
         let attn = AttentionOpts::new(c.num_attention_heads);
         let lin = |x: &Tensor, w: &Tensor, bias: &Tensor, act: Activation| {
@@ -563,8 +562,7 @@ impl BertModel {
             let qkv = lin(&x, &l.qkv_w, &l.qkv_b, Activation::None)?;
             let ctx = attention_packed(&qkv.reshape(&[b, s, 3 * h])?, &lengths, &attn)?;
             let a = lin(&ctx.reshape(&[rows, h])?, &l.o_w, &l.o_b, Activation::None)?;
-            let a = binary(&a, &x, Binary::Add)?;
-            let x1 = layernorm(&a, Some(&l.ln1_g), Some(&l.ln1_b), eps)?;
+            let x1 = add_layernorm(&a, &x, &l.ln1_g, &l.ln1_b, eps)?;
             let f = match self.act {
                 FfnActivation::Gelu => lin(&x1, &l.ffn_in_w, &l.ffn_in_b, Activation::Gelu)?,
                 FfnActivation::Relu => lin(&x1, &l.ffn_in_w, &l.ffn_in_b, Activation::Relu)?,
@@ -574,8 +572,7 @@ impl BertModel {
                 )?,
             };
             let o = lin(&f, &l.ffn_out_w, &l.ffn_out_b, Activation::None)?;
-            let o = binary(&o, &x1, Binary::Add)?;
-            x = layernorm(&o, Some(&l.ln2_g), Some(&l.ln2_b), eps)?;
+            x = add_layernorm(&o, &x1, &l.ln2_g, &l.ln2_b, eps)?;
         }
         x.reshape(&[b, s, h])
     }

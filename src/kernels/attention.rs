@@ -15,6 +15,10 @@
 //! matmul gives it ([`attention_packed`]). The output is `[batch, seq, heads * head_dim]`.
 //! Work is split into runs of whole sequences so every binding stays under the storage-binding
 //! limit.
+//!
+//! The same shader holds [`add_layernorm`], the residual step of a transformer block:
+//! `layernorm(a + b) · gamma + beta` in one barrier-free pass (one row per invocation), which on
+//! CPU adapters is far cheaper than a separate add and a workgroup-reduction layernorm.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
@@ -29,8 +33,10 @@ pub const SHADER: ShaderSource = ShaderSource {
 /// The largest head dimension the kernel supports (the size of its per-row register arrays).
 pub const MAX_HEAD_DIM: usize = 128;
 
-/// Invocations per workgroup (one per (sequence, token, head) row).
-const WG: usize = 64;
+/// Query rows per attention workgroup (one (sequence, head) pair per workgroup).
+const WG: usize = 32;
+/// Rows per `add_layernorm` workgroup.
+const LN_WG: usize = 64;
 
 /// Options of [`attention`] and [`attention_packed`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -282,11 +288,11 @@ fn launch(
             scale,
             _pad: [0; 3],
         };
-        let rows = nb
-            .checked_mul(shape.seq)
-            .and_then(|r| r.checked_mul(shape.heads))
-            .ok_or_else(|| Error::Invalid("attention: too many rows for one dispatch".into()))?;
-        let groups = to_u32(rows.div_ceil(WG), "the workgroup count")?;
+        let groups = nb
+            .checked_mul(shape.heads)
+            .and_then(|r| r.checked_mul(shape.seq.div_ceil(WG)))
+            .ok_or_else(|| Error::Invalid("attention: too many workgroups".into()))?;
+        let groups = to_u32(groups, "the workgroup count")?;
         let mut bufs: Vec<BufRange<'_>> = Vec::with_capacity(5);
         for o in ops {
             let (offset, size) = bind(o.rs);
@@ -313,6 +319,116 @@ fn launch(
         )?;
     }
     Ok(out)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LnParams {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+/// `layernorm(a + b) · gamma + beta` over the last dimension (biased variance, as PyTorch's
+/// `layer_norm`): `a` and `b` have one shape, `gamma` and `beta` hold `cols` values each.
+/// Returns a new tensor of `a`'s shape.
+pub fn add_layernorm(
+    a: &Tensor,
+    b: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "add_layernorm";
+    for (t, what) in [(a, "a"), (b, "b"), (gamma, "gamma"), (beta, "beta")] {
+        if t.dtype() != DType::F32 {
+            return Err(Error::Invalid(format!(
+                "{OP}: {what} must be f32, not {:?}",
+                t.dtype()
+            )));
+        }
+    }
+    if a.shape() != b.shape() {
+        return Err(Error::shape(
+            OP,
+            format!("a {:?} and b {:?} differ", a.shape(), b.shape()),
+        ));
+    }
+    let (rows, cols) = (a.rows(), a.cols());
+    if cols == 0 && rows > 0 {
+        return Err(Error::shape(
+            OP,
+            format!("input {:?} has an empty last dimension", a.shape()),
+        ));
+    }
+    for (t, what) in [(gamma, "gamma"), (beta, "beta")] {
+        if t.numel() != cols {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{what} {:?} must have {cols} elements, the last dimension of {:?}",
+                    t.shape(),
+                    a.shape()
+                ),
+            ));
+        }
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(Error::Invalid(format!(
+            "{OP}: eps must be finite and non-negative, not {eps}"
+        )));
+    }
+    let gpu = a.gpu();
+    let y = Tensor::empty(gpu, a.shape())?;
+    if rows == 0 {
+        return Ok(y);
+    }
+    let rb = cols as u64 * 4;
+    for (start, n) in gpu.row_chunks(rows, &[rb])? {
+        let params = LnParams {
+            rows: to_u32(n, "rows")?,
+            cols: to_u32(cols, "cols")?,
+            eps,
+            _pad: 0,
+        };
+        gpu.dispatch(
+            &SHADER,
+            "add_layernorm",
+            &[],
+            bytemuck::bytes_of(&params),
+            &[
+                a.row_range(start, n),
+                b.row_range(start, n),
+                gamma.range(),
+                beta.range(),
+                y.row_range(start, n),
+            ],
+            to_u32(n.div_ceil(LN_WG), "the workgroup count")?,
+        )?;
+    }
+    Ok(y)
+}
+
+/// Plain-Rust reference of [`add_layernorm`] (f64 statistics): `a`, `b` row-major with `cols`
+/// columns.
+pub fn add_layernorm_cpu(a: &[f32], b: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
+    let cols = gamma.len().max(1);
+    let mut out = Vec::with_capacity(a.len());
+    for (ra, rb) in a.chunks(cols).zip(b.chunks(cols)) {
+        let s: Vec<f64> = ra
+            .iter()
+            .zip(rb)
+            .map(|(&x, &y)| x as f64 + y as f64)
+            .collect();
+        let mean = s.iter().sum::<f64>() / cols as f64;
+        let var = s.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+        let r = 1.0 / (var + eps as f64).sqrt();
+        for (j, v) in s.iter().enumerate() {
+            out.push(((v - mean) * r * gamma[j] as f64 + beta[j] as f64) as f32);
+        }
+    }
+    out
 }
 
 /// Plain-Rust reference of [`attention`] (f64 accumulation, a two-pass softmax): `q`, `k`, `v`
