@@ -43,6 +43,7 @@ struct Params {
 const WG: u32 = 32u;
 const MAX_DH: u32 = 128u;   // largest head_dim (the launcher checks)
 const KT: u32 = 16u;        // keys per tile
+const MAX_DH4: u32 = 32u;   // MAX_DH / 4
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -109,6 +110,73 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let inv = select(0.0, 1.0 / l, l > 0.0);
     for (var d = 0u; d < dh; d++) { out[ob + d] = acc[d] * inv; }
+}
+
+// The same computation with vec4 loads and stores, for head_dim, the row strides and the column
+// offsets all multiples of 4 (the launcher checks): indices below count vec4s.
+@group(0) @binding(1) var<storage, read> q4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out4: array<vec4<f32>>;
+
+@compute @workgroup_size(32)
+fn attention_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let wid = wg.x + wg.y * nwg.x;
+    let blocks = (p.seq + WG - 1u) / WG;
+    if (wid >= p.batch * p.heads * blocks) { return; }
+    let blk = wid % blocks;
+    let bh = wid / blocks;
+    let h = bh % p.heads;
+    let b = bh / p.heads;
+    let i = blk * WG + lid.x;
+    if (i >= p.seq) { return; }
+    let row = b * p.seq + i;
+    let len = min(lens[p.b0 + b], p.seq);
+    let dh4 = p.head_dim / 4u;
+    let ob = (row * p.o_rs + h * p.head_dim) / 4u;
+    if (i >= len) {
+        for (var d = 0u; d < dh4; d++) { out4[ob + d] = vec4(0.0); }
+        return;
+    }
+
+    var qv: array<vec4<f32>, MAX_DH4>;
+    var acc: array<vec4<f32>, MAX_DH4>;
+    var s: array<f32, KT>;
+    let qb = (row * p.q_rs + p.q_off + h * p.head_dim) / 4u;
+    for (var d = 0u; d < dh4; d++) {
+        qv[d] = q4[qb + d] * p.scale;
+        acc[d] = vec4(0.0);
+    }
+    let first = b * p.seq;
+    let kh = p.k_off + h * p.head_dim;
+    let vh = p.v_off + h * p.head_dim;
+    var m = -3.0e38;
+    var l = 0.0;
+    for (var j0 = 0u; j0 < len; j0 += KT) {
+        let n = min(KT, len - j0);
+        var mt = m;
+        for (var u = 0u; u < n; u++) {
+            let kb = ((first + j0 + u) * p.k_rs + kh) / 4u;
+            var dv = vec4(0.0);
+            for (var d = 0u; d < dh4; d++) { dv = fma(qv[d], k4[kb + d], dv); }
+            let dot = (dv.x + dv.y) + (dv.z + dv.w);
+            s[u] = dot;
+            mt = max(mt, dot);
+        }
+        let corr = exp(m - mt);
+        l *= corr;
+        for (var d = 0u; d < dh4; d++) { acc[d] *= corr; }
+        for (var u = 0u; u < n; u++) {
+            let w = exp(s[u] - mt);
+            l += w;
+            let vb = ((first + j0 + u) * p.v_rs + vh) / 4u;
+            for (var d = 0u; d < dh4; d++) { acc[d] = fma(vec4(w), v4[vb + d], acc[d]); }
+        }
+        m = mt;
+    }
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < dh4; d++) { out4[ob + d] = acc[d] * inv; }
 }
 
 struct LnParams {

@@ -174,15 +174,16 @@ fn pack(q: &[f32], k: &[f32], v: &[f32], hd: usize) -> Vec<f32> {
     out
 }
 
-#[test]
-fn packed_qkv_matches_reference() {
-    let (batch, seq, heads, dh) = (3, 23, 4, 10);
+fn check_packed(batch: usize, seq: usize, heads: usize, dh: usize, lens: &[u32], seed: u64) {
     let hd = heads * dh;
     let n = batch * seq * hd;
-    let (q, k, v) = (rand_vec(n, 14), rand_vec(n, 15), rand_vec(n, 16));
-    let lens = [23u32, 9, 17];
+    let (q, k, v) = (
+        rand_vec(n, seed),
+        rand_vec(n, seed + 1),
+        rand_vec(n, seed + 2),
+    );
     let qkv = upload(&pack(&q, &k, &v, hd), &[batch, seq, 3 * hd]);
-    let got = attention_packed(&qkv, &lens_tensor(&lens), &AttentionOpts::new(heads)).unwrap();
+    let got = attention_packed(&qkv, &lens_tensor(lens), &AttentionOpts::new(heads)).unwrap();
     assert_eq!(got.shape(), &[batch, seq, hd]);
     let shape = AttentionShape {
         batch,
@@ -190,8 +191,24 @@ fn packed_qkv_matches_reference() {
         heads,
         head_dim: dh,
     };
-    let want = attention_cpu(&q, &k, &v, &lens, shape, None);
-    assert_close(&got.to_vec().unwrap(), &want, 2e-5, 2e-4, "packed");
+    let want = attention_cpu(&q, &k, &v, lens, shape, None);
+    let what = format!("packed b{batch} s{seq} h{heads} d{dh}");
+    assert_close(&got.to_vec().unwrap(), &want, 2e-5, 2e-4, &what);
+}
+
+#[test]
+fn packed_qkv_matches_reference() {
+    // head_dim 10: the scalar kernel; head_dim 4 and 64: the vec4 kernel.
+    check_packed(3, 23, 4, 10, &[23, 9, 17], 14);
+    check_packed(3, 23, 3, 4, &[23, 0, 17], 15);
+    check_packed(2, 35, 12, 64, &[35, 33], 16);
+}
+
+#[test]
+fn vec4_kernel_lengths_off_the_tile() {
+    // head_dim 12 (a multiple of 4, not a power of 2), lengths around the 16-key tile and past
+    // the 32-row block.
+    check(6, 37, 2, 12, &[37, 17, 16, 15, 33, 0], 1.0, 20);
 }
 
 #[test]

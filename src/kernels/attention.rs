@@ -14,7 +14,8 @@
 //! `[batch, seq, 3 * heads * head_dim]` tensor holding `[Q | K | V]` per row, as one fused QKV
 //! matmul gives it ([`attention_packed`]). The output is `[batch, seq, heads * head_dim]`.
 //! Work is split into runs of whole sequences so every binding stays under the storage-binding
-//! limit.
+//! limit. When `head_dim`, the row strides and the column offsets are multiples of 4 the kernel
+//! reads and writes vec4s (entry `attention_v4`), else scalars (entry `attention`).
 //!
 //! The same shader holds [`add_layernorm`], the residual step of a transformer block:
 //! `layernorm(a + b) · gamma + beta` in one barrier-free pass (one row per invocation), which on
@@ -269,6 +270,9 @@ fn launch(
         .map(|o| seq_bytes(o.rs))
         .chain([seq_bytes(hidden)])
         .collect();
+    // vec4 loads when every head, row and column offset starts on a multiple of 4 values.
+    let aligned = shape.head_dim % 4 == 0 && ops.iter().all(|o| o.rs % 4 == 0 && o.off % 4 == 0);
+    let entry = if aligned { "attention_v4" } else { "attention" };
     for (b0, nb) in gpu.row_chunks(shape.batch, &row_bytes)? {
         let bind =
             |rs: usize| -> (u64, u64) { (b0 as u64 * seq_bytes(rs), nb as u64 * seq_bytes(rs)) };
@@ -311,7 +315,7 @@ fn launch(
         });
         gpu.dispatch(
             &SHADER,
-            "attention",
+            entry,
             &[],
             bytemuck::bytes_of(&params),
             &bufs,
