@@ -271,7 +271,10 @@ fn launch(
         .chain([seq_bytes(hidden)])
         .collect();
     // vec4 loads when every head, row and column offset starts on a multiple of 4 values.
-    let aligned = shape.head_dim % 4 == 0 && ops.iter().all(|o| o.rs % 4 == 0 && o.off % 4 == 0);
+    let aligned = shape.head_dim.is_multiple_of(4)
+        && ops
+            .iter()
+            .all(|o| o.rs.is_multiple_of(4) && o.off.is_multiple_of(4));
     let entry = if aligned { "attention_v4" } else { "attention" };
     for (b0, nb) in gpu.row_chunks(shape.batch, &row_bytes)? {
         let bind =
