@@ -27,6 +27,7 @@ pub mod autograd;
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod gpu;
 pub mod io;

@@ -3,6 +3,7 @@
 //! Rules (BENCH.md): f32 data from a seeded generator (seed 1), inputs uploaded before the clock
 //! starts, one warm-up run, then at least 5 timed runs each ending with the GPU work finished.
 
+pub mod embed;
 pub mod matmul;
 pub mod quant;
 
@@ -95,6 +96,7 @@ pub fn workloads() -> Vec<Workload> {
     let mut v = Vec::new();
     v.extend(matmul::workloads());
     v.extend(quant::workloads());
+    v.extend(embed::workloads());
     v
 }
 

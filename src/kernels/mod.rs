@@ -11,7 +11,9 @@
 //! | [`kmeans`] | `kmeans.wgsl` | k-means updates by deterministic segmented sums |
 //! | [`autograd`] | `autograd.wgsl` | backward kernels of the autograd graph, dropout, row L2-normalise |
 //! | [`optim`] | `optim.wgsl` | fused optimizer updates, sum of squares for clipping |
+//! | [`attention`] | `attention.wgsl` | fused multi-head attention with a padding mask (online softmax) |
 
+pub mod attention;
 pub mod autograd;
 pub mod codebook;
 pub mod elementwise;
@@ -36,5 +38,6 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         kmeans::SHADER,
         autograd::SHADER,
         optim::SHADER,
+        attention::SHADER,
     ]
 }
