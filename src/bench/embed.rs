@@ -1,5 +1,5 @@
 //! `embed_text` workload (BENCH.md): MiniLM-L6 sentence embeddings of 4,096 item texts, at most
-//! 32 tokens each, through [`TextEmbedder`](crate::embed::TextEmbedder).
+//! 32 tokens each, through [`TextEmbedder`].
 //!
 //! The texts are the MovieLens-1M item texts (`Title (Year) Genres`, 3,883 of them, cycled to
 //! 4,096) when `ml-1m.item` is in the data folder, else seeded generated sentences; the
