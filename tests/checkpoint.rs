@@ -73,15 +73,24 @@ fn truncated_and_foreign_files_are_clear_errors() {
     let t = d.join("trunc.safetensors");
     write_atomic(&t, &bytes[..bytes.len() - 10]).unwrap();
     let e = Checkpoint::load(&t).unwrap_err().to_string();
-    assert!(e.contains("trunc.safetensors") && e.contains("corrupt"), "{e}");
+    assert!(
+        e.contains("trunc.safetensors") && e.contains("corrupt"),
+        "{e}"
+    );
 
     let g = d.join("garbage.safetensors");
     write_atomic(&g, b"hello world, not a checkpoint").unwrap();
     let e = Checkpoint::load(&g).unwrap_err().to_string();
-    assert!(e.contains("garbage.safetensors") && e.contains("not a readable safetensors"), "{e}");
+    assert!(
+        e.contains("garbage.safetensors") && e.contains("not a readable safetensors"),
+        "{e}"
+    );
 
     let c = Checkpoint::load(&p).unwrap();
-    let e = c.expect(&p, "rq-kmeans", &c.meta.fingerprint).unwrap_err().to_string();
+    let e = c
+        .expect(&p, "rq-kmeans", &c.meta.fingerprint)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("method `psrq`, not `rq-kmeans`"), "{e}");
     let e = c.expect(&p, "psrq", "0000").unwrap_err().to_string();
     assert!(e.contains("other data"), "{e}");

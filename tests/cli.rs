@@ -223,3 +223,68 @@ fn info_names_the_adapter() {
         "{out}"
     );
 }
+
+#[test]
+fn embed_item_texts_when_the_model_is_present() {
+    let model = std::env::var_os("SEMID_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data"))
+        .join("minilm");
+    if !model.join("model.safetensors").exists() {
+        eprintln!(
+            "SKIPPED: no MiniLM model in {} (run `semid data fetch --what minilm`)",
+            model.display()
+        );
+        return;
+    }
+    let d = tmp("embed");
+    std::fs::create_dir_all(&d).unwrap();
+    let items = d.join("items.csv");
+    std::fs::write(
+        &items,
+        "id,title,year,genres\n1,Toy Story,1995,Animation Children's Comedy\n2,Heat,1995,Action Crime Thriller\n3,Babe,1995,Children's Comedy Drama\n",
+    )
+    .unwrap();
+    let out = d.join("emb");
+    run(&[
+        "--quiet",
+        "embed",
+        "--items",
+        s(&items),
+        "--model",
+        s(&model),
+        "--out",
+        s(&out),
+    ]);
+    let x = semid::data::npy::read_npy_f32(&out.join("text.npy")).unwrap();
+    assert_eq!(x.shape, vec![3, 384]);
+    // Toy Story's normalised vector (the data notes' reference values).
+    let want = [-0.0723, 0.0234, 0.0364, -0.0399, 0.0119];
+    for (g, w) in x.data[..5].iter().zip(want) {
+        assert!((g - w).abs() < 1e-3, "{:?}", &x.data[..5]);
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("ids.txt")).unwrap(),
+        "1\n2\n3\n"
+    );
+    // A template naming a missing field is a clear error.
+    let o = semid()
+        .args([
+            "--quiet",
+            "embed",
+            "--items",
+            s(&items),
+            "--model",
+            s(&model),
+            "--out",
+            s(&out),
+            "--template",
+            "{name}",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("name"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -919,7 +919,10 @@ fn failed_writes_leave_the_old_file() {
     // A missing folder is created.
     let nested = d.join("no/such/dir/x.npy");
     write_npy_f32(&nested, &[1], &[1.0]).unwrap();
-    assert_eq!(semid::data::npy::read_npy_f32(&nested).unwrap().data, vec![1.0]);
+    assert_eq!(
+        semid::data::npy::read_npy_f32(&nested).unwrap().data,
+        vec![1.0]
+    );
     // A folder that cannot be created is an I/O error naming the target.
     let blocked = p.join("x.npy"); // `out.npy` is a file, not a folder
     assert!(

@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod data;
 mod demo;
+mod embed;
 mod eval;
 mod info;
 mod progress;
@@ -41,6 +42,8 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Fetch real data sets and the text encoder.
     Data(data::DataArgs),
+    /// Embed item texts with the MiniLM encoder on semid's engine.
+    Embed(embed::EmbedArgs),
     /// Fit semantic IDs for item embeddings.
     Tokenize(tokenize::TokenizeArgs),
     /// Encode items with a finished run's tokenizers and report their metrics.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(&cli, a),
         Command::Synth(a) => synth::run(&cli, a),
         Command::Data(a) => data::run(&cli, a),
+        Command::Embed(a) => embed::run(&cli, a),
         Command::Tokenize(a) => tokenize::run(&cli, a),
         Command::Eval(a) => eval::run(&cli, a),
         Command::Report(a) => report::run(a),

@@ -72,9 +72,8 @@ impl Checkpoint {
             .collect();
         let mut views = Vec::with_capacity(self.tensors.len());
         for (t, b) in self.tensors.iter().zip(&bytes) {
-            let v = TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(|e| {
-                Error::Invalid(format!("checkpoint tensor `{}`: {e}", t.name))
-            })?;
+            let v = TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| Error::Invalid(format!("checkpoint tensor `{}`: {e}", t.name)))?;
             views.push((t.name.clone(), v));
         }
         let mut meta = HashMap::new();
@@ -95,8 +94,11 @@ impl Checkpoint {
             message: m,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a readable safetensors file ({e}); it may be truncated or corrupt")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+            bad(format!(
+                "not a readable safetensors file ({e}); it may be truncated or corrupt"
+            ))
+        })?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(format!("corrupt tensor data ({e})")))?;
         let meta_map = header
@@ -123,13 +125,20 @@ impl Checkpoint {
         names.sort();
         let mut tensors = Vec::with_capacity(names.len());
         for (_, name) in names {
-            let v = st.tensor(&name).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            let v = st
+                .tensor(&name)
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
             if v.dtype() != Dtype::F32 {
-                return Err(bad(format!("tensor `{name}` is {:?}, expected F32", v.dtype())));
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?}, expected F32",
+                    v.dtype()
+                )));
             }
             let data: Vec<f32> = bytemuck::pod_collect_to_vec(v.data());
             if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-                return Err(bad(format!("tensor `{name}` holds a non-finite value at {i}")));
+                return Err(bad(format!(
+                    "tensor `{name}` holds a non-finite value at {i}"
+                )));
             }
             tensors.push(NamedTensor {
                 name,
