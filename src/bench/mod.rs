@@ -5,6 +5,7 @@
 
 pub mod matmul;
 pub mod quant;
+pub mod rqvae;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -95,6 +96,7 @@ pub fn workloads() -> Vec<Workload> {
     let mut v = Vec::new();
     v.extend(matmul::workloads());
     v.extend(quant::workloads());
+    v.extend(rqvae::workloads());
     v
 }
 
