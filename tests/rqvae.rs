@@ -492,6 +492,15 @@ fn bad_settings_and_inputs_are_errors() {
             batch_size: 0,
             ..small_cfg(1)
         },
+        // The k-means initialisation needs a first batch of at least k items.
+        RqVaeConfig {
+            k: 101,
+            ..small_cfg(1)
+        },
+        RqVaeConfig {
+            batch_size: 7,
+            ..small_cfg(1)
+        },
     ] {
         assert!(RqVae::fit(&g, &x, 16, &cfg).is_err(), "{cfg:?}");
     }

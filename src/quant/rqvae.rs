@@ -34,10 +34,12 @@ use super::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
 use crate::autograd::{Graph, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::autograd::scale_by;
 use crate::kernels::codebook::{nearest, Metric};
 use crate::kernels::elementwise::{binary, unary, Binary, Unary};
 use crate::kernels::matmul::{matmul, Activation, MatmulOpts};
-use crate::kernels::movement::gather_rows;
+use crate::kernels::movement::{gather_rows, scatter_add_rows, Segments};
+use crate::kernels::optim::sum_of_squares;
 use crate::nn::{Init, Mlp, MlpConfig, ParamStore};
 use crate::optim::{Adam, Optimizer, Sgd};
 use crate::rng::Rng;
@@ -116,8 +118,8 @@ pub struct RqVaeConfig {
     pub kmeans: KMeansOptions,
     /// Re-seed a code unused for this many consecutive steps (default 20; 0 = never).
     pub dead_code_steps: usize,
-    /// Call the checkpoint hook every this many epochs (default 10; the pipeline also saves
-    /// at the end).
+    /// Call the checkpoint hook every this many epochs (default 10; 0 = never; the pipeline
+    /// also saves at the end).
     pub checkpoint_every: usize,
 }
 
@@ -205,6 +207,96 @@ pub struct StepOutput {
     pub indices: Vec<Tensor>,
     /// The residual entering each level (level 0: the latent), `[batch, latent]`.
     pub residuals: Vec<Tensor>,
+}
+
+/// The residual quantization of one batch, recorded as one graph op.
+struct ResidualVq {
+    /// `Σ_l (mean‖sg(r_l) − e_l‖² + β·mean‖r_l − sg(e_l)‖²)`, `[1]`.
+    loss: Var,
+    /// `Σ_l e_l` (no gradient: the straight-through estimator routes around it).
+    zq: Tensor,
+    /// The code of each row at each level.
+    indices: Vec<Tensor>,
+    /// The residual entering each level (level 0: `z`).
+    residuals: Vec<Tensor>,
+}
+
+/// Residual quantization of `z` by `codebooks` with the VQ losses, as ONE graph node with a
+/// hand-written gradient (instead of ~15 small ops per level).
+///
+/// With `d_l = r_l − e_l = r_{l+1}` (the residual after level l) and `m` the elements of `z`,
+/// both loss terms of a level have the value `mean(d_l²)`, so the node's value is
+/// `(1 + β)/m · Σ_l ‖d_l‖²`. Gradients, for an upstream gradient `g`:
+/// - codebook term `mean‖sg(r_l) − e_l‖²`: code `c` of level l gets `−2g/m · Σ_{i: c_i = c} d_l[i]`
+///   (a deterministic scatter-add);
+/// - commitment term `β·mean‖r_l − sg(e_l)‖²`: `r_l = z − Σ_{m<l} sg(e_m)` has a unit Jacobian
+///   in `z`, so `z` gets `2βg/m · Σ_l d_l`.
+fn residual_vq(g: &Graph, z: &Var, codebooks: &[Var], beta: f32) -> Result<ResidualVq> {
+    let m = z.value().numel().max(1) as f64;
+    let mut r = z.value().clone();
+    let mut zq: Option<Tensor> = None;
+    let (mut indices, mut residuals, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    for c in codebooks {
+        let idx = nearest(&r, c.value(), Metric::L2)?.index;
+        let e = gather_rows(c.value(), &idx)?;
+        let d = binary(&r, &e, Binary::Sub)?;
+        zq = Some(match zq {
+            None => e,
+            Some(q) => binary(&q, &e, Binary::Add)?,
+        });
+        residuals.push(r);
+        indices.push(idx);
+        after.push(d.clone());
+        r = d;
+    }
+    let zq = zq.ok_or_else(|| Error::Invalid("rqvae: no codebooks".into()))?;
+    let sq = sum_of_squares(&after.iter().collect::<Vec<_>>())?;
+    let loss = unary(
+        &sq,
+        Unary::Scale {
+            alpha: ((1.0 + beta as f64) / m) as f32,
+            beta: 0.0,
+        },
+    )?;
+    let mut inputs = vec![z];
+    inputs.extend(codebooks.iter());
+    let k: Vec<usize> = codebooks.iter().map(|c| c.value().rows()).collect();
+    let idx = indices.clone();
+    let loss = g.record(
+        "residual_vq",
+        loss,
+        &inputs,
+        Box::new(move |up, needs| {
+            let mut out = Vec::with_capacity(needs.len());
+            out.push(if needs[0] {
+                let mut s = after[0].clone();
+                for d in &after[1..] {
+                    s = binary(&s, d, Binary::Add)?;
+                }
+                Some(scale_by(&s, up, (2.0 * beta as f64 / m) as f32)?)
+            } else {
+                None
+            });
+            for (l, d) in after.iter().enumerate() {
+                out.push(if needs[l + 1] {
+                    let src = scale_by(d, up, (-2.0 / m) as f32)?;
+                    Some(scatter_add_rows(
+                        &src,
+                        &Segments::from_tensor(&idx[l], k[l])?,
+                    )?)
+                } else {
+                    None
+                });
+            }
+            Ok(out)
+        }),
+    )?;
+    Ok(ResidualVq {
+        loss,
+        zq,
+        indices,
+        residuals,
+    })
 }
 
 /// The RQ-VAE being trained: parameters on the GPU, optimizer state, dead-code bookkeeping.
@@ -374,46 +466,22 @@ impl RqVaeTrainer {
         let g = Graph::new(&self.gpu);
         let xv = g.input(x);
         let z = self.enc.forward(&g, &self.store, &xv)?;
-        let mut r = z.clone();
-        let mut zq: Option<Tensor> = None;
-        let mut vq: Option<Var> = None;
-        let mut indices = Vec::with_capacity(self.cfg.levels);
-        let mut residuals = Vec::with_capacity(self.cfg.levels);
-        for l in 0..self.cfg.levels {
-            let c = g.param(&self.store, &codebook_name(l))?;
-            let idx = nearest(r.value(), c.value(), Metric::L2)?.index;
-            let e = g.gather_rows(&c, &idx)?;
-            let ed = g.detach(&e)?;
-            let codebook = g.mse(&g.detach(&r)?, &e)?;
-            let commit = g.mse(&r, &ed)?;
-            let term = g.add(&codebook, &g.scale(&commit, self.cfg.beta)?)?;
-            vq = Some(match vq {
-                None => term,
-                Some(v) => g.add(&v, &term)?,
-            });
-            zq = Some(match zq {
-                None => e.value().clone(),
-                Some(q) => binary(&q, e.value(), Binary::Add)?,
-            });
-            residuals.push(r.value().clone());
-            indices.push(idx);
-            if l + 1 < self.cfg.levels {
-                r = g.sub(&r, &ed)?;
-            }
-        }
-        let zq = g.input(&zq.expect("at least one level"));
-        let zst = g.straight_through(&z, &zq)?;
+        let codebooks = (0..self.cfg.levels)
+            .map(|l| g.param(&self.store, &codebook_name(l)))
+            .collect::<Result<Vec<_>>>()?;
+        let vq = residual_vq(&g, &z, &codebooks, self.cfg.beta)?;
+        let zst = g.straight_through(&z, &g.input(&vq.zq))?;
         let xh = self.dec.forward(&g, &self.store, &zst)?;
         let recon = g.mse(&xh, &xv)?;
-        let loss = g.add(&recon, &vq.expect("at least one level"))?;
+        let loss = g.add(&recon, &vq.loss)?;
         let grads = g.backward(&loss)?;
         self.opt.step(&mut self.store, &grads)?;
         self.steps += 1;
         Ok(StepOutput {
             loss: loss.value().clone(),
             recon: recon.value().clone(),
-            indices,
-            residuals,
+            indices: vq.indices,
+            residuals: vq.residuals,
         })
     }
 
@@ -541,11 +609,20 @@ impl RqVae {
         if n == 0 {
             return Err(Error::Invalid("rqvae: no items to fit".into()));
         }
+        if config.kmeans_init && hooks.resume.is_none() && n.min(config.batch_size) < config.k {
+            return Err(Error::Invalid(format!(
+                "rqvae: the k-means initialisation of {} codes needs a first batch of at least \
+                 that many items, not {} (lower k, raise batch_size, or set kmeans_init = false)",
+                config.k,
+                n.min(config.batch_size)
+            )));
+        }
         let mut trainer = RqVaeTrainer::new(gpu, dim, config)?;
-        let mut done = 0;
+        let (mut done, mut trained) = (0, config.epochs);
         if let Some(m) = &hooks.resume {
             trainer.load(m)?;
             done = m.epochs_done.min(config.epochs);
+            trained = trained.max(m.epochs_done);
         }
         let bs = config.batch_size.min(n);
         let mut batch = Vec::with_capacity(bs * dim);
@@ -558,11 +635,9 @@ impl RqVae {
                 for &i in rows {
                     batch.extend_from_slice(&x[i * dim..(i + 1) * dim]);
                 }
+                // The first step initialises the codebooks from this batch (a full one: the first
+                // chunk of an epoch has min(batch_size, n) ≥ k rows, checked above).
                 let xb = Tensor::from_slice(gpu, &batch, &[rows.len(), dim])?;
-                if trainer.needs_init() && rows.len() < config.k {
-                    // A short last batch cannot seed k codes; wait for a full one.
-                    continue;
-                }
                 let out = trainer.step(&xb)?;
                 if config.dead_code_steps > 0 {
                     trainer.reset_dead_codes(&out)?;
@@ -585,7 +660,7 @@ impl RqVae {
             trainer.init_codebooks(&all)?;
         }
         (hooks.progress)(config.epochs, config.epochs);
-        let model = trainer.snapshot(config.epochs.max(done))?;
+        let model = trainer.snapshot(trained)?;
         let codes = model.encode(gpu, x)?;
         Ok((model, codes))
     }
