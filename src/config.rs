@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::quant::psrq::PsrqConfig;
 use crate::quant::rq_kmeans::RqKMeansConfig;
+use crate::quant::rqvae::RqVaeConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -17,6 +18,8 @@ pub enum Method {
     RqKmeans,
     /// Progressive semantic residual quantization (PSRQ).
     Psrq,
+    /// Residual-quantized autoencoder (RQ-VAE), TIGER's learned tokenizer.
+    Rqvae,
 }
 
 impl Method {
@@ -25,6 +28,7 @@ impl Method {
         match self {
             Method::RqKmeans => "rq-kmeans",
             Method::Psrq => "psrq",
+            Method::Rqvae => "rqvae",
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct SemidConfig {
     pub psrq: PsrqConfig,
     /// RQ-KMeans settings.
     pub rq_kmeans: RqKMeansConfig,
+    /// RQ-VAE settings.
+    pub rqvae: RqVaeConfig,
 }
 
 impl Default for SemidConfig {
@@ -73,6 +79,7 @@ impl Default for SemidConfig {
             joint: JointConfig::default(),
             psrq: PsrqConfig::default(),
             rq_kmeans: RqKMeansConfig::default(),
+            rqvae: RqVaeConfig::default(),
         }
     }
 }
@@ -110,6 +117,14 @@ impl SemidConfig {
             joint: &'a JointConfig,
             rq_kmeans: &'a RqKMeansConfig,
         }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct Vae<'a> {
+            method: Method,
+            dedup: bool,
+            joint: &'a JointConfig,
+            rqvae: &'a RqVaeConfig,
+        }
         let r = match method {
             Method::Psrq => toml::to_string_pretty(&Psrq {
                 method,
@@ -122,6 +137,12 @@ impl SemidConfig {
                 dedup: self.dedup,
                 joint: &self.joint,
                 rq_kmeans: &self.rq_kmeans,
+            }),
+            Method::Rqvae => toml::to_string_pretty(&Vae {
+                method,
+                dedup: self.dedup,
+                joint: &self.joint,
+                rqvae: &self.rqvae,
             }),
         };
         r.unwrap_or_else(|e| format!("# could not render the config: {e}\n"))

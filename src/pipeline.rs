@@ -17,6 +17,7 @@ use crate::quant::codes::Codes;
 use crate::quant::dedup::dedup_suffix;
 use crate::quant::psrq::Psrq;
 use crate::quant::rq_kmeans::RqKMeans;
+use crate::quant::rqvae::RqVae;
 use crate::quant::tokenizer::{FitHooks, Tokenizer};
 use std::path::{Path, PathBuf};
 
@@ -188,6 +189,26 @@ pub fn fit_family(
             )?;
             (AnyTokenizer::RqKMeans(t), c)
         }
+        Method::Rqvae => {
+            let resume = match resume {
+                Some(AnyTokenizer::RqVae(t)) => Some(t),
+                Some(_) => None,
+                None => None,
+            };
+            let mut on_level = |t: &RqVae| AnyTokenizer::RqVae(t.clone()).save(&ck, &fp);
+            let (t, c) = RqVae::fit_with(
+                gpu,
+                &fam.data,
+                fam.dim,
+                &cfg.rqvae,
+                FitHooks {
+                    progress: &mut progress,
+                    resume,
+                    on_level: &mut on_level,
+                },
+            )?;
+            (AnyTokenizer::RqVae(t), c)
+        }
     };
     tokenizer.save(&ck, &fp)?;
     finish_family(fam, cfg, tokenizer, codes, opts.labels, ck)
@@ -253,7 +274,8 @@ pub fn encode_with_run(
                 fam.name
             )));
         }
-        let (tokenizer, _) = AnyTokenizer::load(&ck)?;
+        let (mut tokenizer, _) = AnyTokenizer::load(&ck)?;
+        tokenizer.set_gpu(gpu);
         if tokenizer.dim() != fam.dim {
             return Err(Error::shape(
                 "eval",

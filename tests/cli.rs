@@ -180,6 +180,105 @@ fn synth_tokenize_report_resume() {
 }
 
 #[test]
+fn rqvae_tokenize_resume_eval() {
+    let d = tmp("rqvae");
+    let data = d.join("data");
+    run(&[
+        "--quiet",
+        "synth",
+        "--items",
+        "300",
+        "--users",
+        "20",
+        "--seed",
+        "2",
+        "--out",
+        s(&data),
+    ]);
+    let cfg = d.join("rqvae.toml");
+    std::fs::write(
+        &cfg,
+        "method = \"rqvae\"\n[rqvae]\nhidden = [32]\nlatent = 8\nepochs = 3\nbatch_size = 128\n",
+    )
+    .unwrap();
+    let emb = format!(
+        "text={},audio={}",
+        s(&data.join("text.npy")),
+        s(&data.join("audio.npy"))
+    );
+    let run_dir = d.join("run");
+    let args = |extra: &[&'static str]| {
+        let mut v = vec![
+            "tokenize".to_string(),
+            "--config".into(),
+            s(&cfg).into(),
+            "--embeddings".into(),
+            emb.clone(),
+            "--ids".into(),
+            s(&data.join("ids.txt")).into(),
+            "--out".into(),
+            s(&run_dir).into(),
+            "--k".into(),
+            "8".into(),
+            "--levels".into(),
+            "2".into(),
+        ];
+        v.extend(extra.iter().map(|e| e.to_string()));
+        v
+    };
+    let a = args(&[]);
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("rqvae:text") && out.contains("rqvae:joint"),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(run_dir.join("codes.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    // Two levels (the --levels override reached the RQ-VAE) plus the collision suffix.
+    assert!(
+        header.starts_with("item_id,text_l1,text_l2,text_l3,audio_l1"),
+        "{header}"
+    );
+    let before = std::fs::read(run_dir.join("codes_joint.npy")).unwrap();
+    // Resuming a finished run trains no further and gives the same codes.
+    let a = args(&["--quiet", "--resume"]);
+    run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        std::fs::read(run_dir.join("codes_joint.npy")).unwrap(),
+        before
+    );
+    // Encoding the training items with the fitted run gives back their codes.
+    let eval_dir = d.join("eval");
+    run(&[
+        "--quiet",
+        "eval",
+        "--run",
+        s(&run_dir),
+        "--embeddings",
+        &emb,
+        "--ids",
+        s(&data.join("ids.txt")),
+        "--out",
+        s(&eval_dir),
+    ]);
+    for f in ["codes_text.npy", "codes_audio.npy", "codes_joint.npy"] {
+        assert_eq!(
+            std::fs::read(eval_dir.join(f)).unwrap(),
+            std::fs::read(run_dir.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let out = run(&["config", "--method", "rqvae"]);
+    assert!(
+        out.contains("method = \"rqvae\"")
+            && out.contains("[rqvae]")
+            && out.contains("beta = 0.25"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn bad_embeddings_name_the_file() {
     let d = tmp("bad");
     std::fs::create_dir_all(&d).unwrap();

@@ -6,6 +6,7 @@
 pub mod embed;
 pub mod matmul;
 pub mod quant;
+pub mod rqvae;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -96,6 +97,7 @@ pub fn workloads() -> Vec<Workload> {
     let mut v = Vec::new();
     v.extend(matmul::workloads());
     v.extend(quant::workloads());
+    v.extend(rqvae::workloads());
     v.extend(embed::workloads());
     v
 }

@@ -64,14 +64,17 @@ pub fn build_config(a: &TokenizeArgs) -> anyhow::Result<SemidConfig> {
     if let Some(l) = a.levels {
         cfg.psrq.levels = l;
         cfg.rq_kmeans.levels = l;
+        cfg.rqvae.levels = l;
     }
     if let Some(k) = a.k {
         cfg.psrq.k = k;
         cfg.rq_kmeans.k = k;
+        cfg.rqvae.k = k;
     }
     if let Some(s) = a.seed {
         cfg.psrq.seed = s;
         cfg.rq_kmeans.seed = s;
+        cfg.rqvae.seed = s;
     }
     if let Some(w) = a.prefix_weight {
         cfg.psrq.prefix_weight = w;
@@ -134,9 +137,11 @@ pub fn run_with(
     resume: bool,
     labels: Option<&[u32]>,
 ) -> anyhow::Result<()> {
+    // Progress steps per family: levels for the k-means methods, epochs for RQ-VAE.
     let levels = match cfg.method {
         Method::Psrq => cfg.psrq.levels,
         Method::RqKmeans => cfg.rq_kmeans.levels,
+        Method::Rqvae => cfg.rqvae.epochs,
     };
     let fams = semid::pipeline::families(emb, cfg).len();
     let pb = progress::bar((fams * levels) as u64, cfg.method.name(), cli.quiet);

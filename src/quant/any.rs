@@ -3,6 +3,7 @@
 use super::codes::Codes;
 use super::psrq::{Psrq, PsrqConfig};
 use super::rq_kmeans::{RqKMeans, RqKMeansConfig};
+use super::rqvae::{RqVae, RqVaeConfig};
 use super::tokenizer::{NamedTensor, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -16,6 +17,8 @@ pub enum AnyTokenizer {
     RqKMeans(RqKMeans),
     /// PSRQ.
     Psrq(Psrq),
+    /// RQ-VAE.
+    RqVae(RqVae),
 }
 
 impl AnyTokenizer {
@@ -23,6 +26,15 @@ impl AnyTokenizer {
         match self {
             AnyTokenizer::RqKMeans(t) => t,
             AnyTokenizer::Psrq(t) => t,
+            AnyTokenizer::RqVae(t) => t,
+        }
+    }
+
+    /// Gives the tokenizer a device for decoding (only RQ-VAE uses one: its decoder runs on
+    /// the GPU when it has one, else on the CPU).
+    pub fn set_gpu(&mut self, gpu: &Gpu) {
+        if let AnyTokenizer::RqVae(t) = self {
+            t.set_gpu(gpu);
         }
     }
 
@@ -31,6 +43,7 @@ impl AnyTokenizer {
         match self {
             AnyTokenizer::RqKMeans(t) => t.codebooks.len(),
             AnyTokenizer::Psrq(t) => t.codebooks.len(),
+            AnyTokenizer::RqVae(t) => t.config.levels,
         }
     }
 
@@ -39,21 +52,26 @@ impl AnyTokenizer {
         match self {
             AnyTokenizer::RqKMeans(t) => t.config.levels,
             AnyTokenizer::Psrq(t) => t.config.levels,
+            AnyTokenizer::RqVae(t) => t.config.levels,
         }
     }
 
     /// Saves as a checkpoint (write-then-rename) with the data fingerprint.
     pub fn save(&self, path: &Path, fingerprint: &str) -> Result<()> {
+        let mut state = serde_json::json!({
+            "dim": self.dim(),
+            "levels_fitted": self.levels_fitted(),
+        });
+        if let AnyTokenizer::RqVae(t) = self {
+            state["epochs_done"] = serde_json::json!(t.epochs_done);
+        }
         Checkpoint {
             meta: CheckpointMeta {
                 method: self.method().to_string(),
                 config: self.config_json(),
                 fingerprint: fingerprint.to_string(),
                 semid_version: env!("CARGO_PKG_VERSION").to_string(),
-                state: serde_json::json!({
-                    "dim": self.dim(),
-                    "levels_fitted": self.levels_fitted(),
-                }),
+                state,
             },
             tensors: self.tensors(),
         }
@@ -99,6 +117,18 @@ impl AnyTokenizer {
                     .ok_or_else(|| bad("tensor `prefix_scales` is missing".into()))?;
                 AnyTokenizer::Psrq(
                     Psrq::from_parts(cfg, dim, codebooks, scales)
+                        .map_err(|e| bad(e.to_string()))?,
+                )
+            }
+            "rqvae" => {
+                let cfg: RqVaeConfig = serde_json::from_value(ck.meta.config.clone())
+                    .map_err(|e| bad(format!("config: {e}")))?;
+                let epochs = ck.meta.state["epochs_done"]
+                    .as_u64()
+                    .ok_or_else(|| bad("state has no `epochs_done`".into()))?
+                    as usize;
+                AnyTokenizer::RqVae(
+                    RqVae::from_parts(cfg, dim, ck.tensors.clone(), epochs)
                         .map_err(|e| bad(e.to_string()))?,
                 )
             }

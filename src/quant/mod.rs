@@ -8,6 +8,7 @@
 //! | [`tokenizer`] | the interface every tokenizer shares |
 //! | [`rq_kmeans`] | RQ-KMeans, the baseline |
 //! | [`psrq`] | PSRQ, progressive semantic residual quantization |
+//! | [`rqvae`] | RQ-VAE, the learned residual quantizer of TIGER |
 //! | [`any`] | a tokenizer of any method, with checkpoints |
 //! | [`dedup`] | the TIGER-style collision suffix |
 
@@ -18,4 +19,5 @@ pub mod dedup;
 pub mod kmeans;
 pub mod psrq;
 pub mod rq_kmeans;
+pub mod rqvae;
 pub mod tokenizer;
