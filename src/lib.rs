@@ -48,5 +48,6 @@ pub use quant::any::AnyTokenizer;
 pub use quant::codes::Codes;
 pub use quant::psrq::{Psrq, PsrqConfig};
 pub use quant::rq_kmeans::{RqKMeans, RqKMeansConfig};
+pub use quant::rqvae::{RqVae, RqVaeConfig};
 pub use quant::tokenizer::Tokenizer;
 pub use tensor::{DType, Tensor};
