@@ -4,8 +4,11 @@
 set -euo pipefail
 
 have_vulkan() {
-  ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' || return 1
-  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 || return 1
+  local libs icds
+  libs=$(ldconfig -p 2>/dev/null || true)
+  [[ "$libs" == *libvulkan.so.1* ]] || return 1
+  icds=$(ls /usr/share/vulkan/icd.d/ /etc/vulkan/icd.d/ /usr/local/share/vulkan/icd.d/ 2>/dev/null || true)
+  [[ "$icds" == *.json* ]] || return 1
 }
 
 if ! have_vulkan; then
