@@ -200,3 +200,24 @@ fn bad_shapes_are_errors() {
     let e = ps.encode(&g, &x[..7]).unwrap_err().to_string();
     assert!(e.contains("not whole rows"), "{e}");
 }
+
+#[test]
+fn metrics_judge_the_encoded_items() {
+    let (n, d) = (600, 16);
+    let x = blobs(n, d, 6);
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 12).collect();
+    let g = gpu();
+    let (ps, _) = Psrq::fit(&g, &x, d, &psrq_cfg()).unwrap();
+    let m = ps.metrics(&g, &x, Some(&labels)).unwrap();
+    assert_eq!(m.items, n);
+    assert_eq!(m.per_level.len(), 3);
+    // The 12 planted blobs are found by 8 codes: level-1 purity well above the 1/12 baseline.
+    let p1 = m.per_level[0].code.purity.unwrap();
+    assert!(p1 > 0.5, "purity {p1}");
+    let rc: Vec<f64> = m
+        .per_level
+        .iter()
+        .map(|l| l.recon_cosine.unwrap())
+        .collect();
+    assert!(rc[0] < rc[2] && rc[2] > 0.9, "{rc:?}");
+}

@@ -25,6 +25,25 @@ pub trait Tokenizer {
     fn tensors(&self) -> Vec<NamedTensor>;
     /// The configuration as JSON, for checkpoints and reports.
     fn config_json(&self) -> serde_json::Value;
+    /// Encodes `x` (`n × dim`) and judges the codes: utilisation, entropy, collisions,
+    /// per-level reconstruction cosine, drift and, with `labels`, purity (see [`crate::metrics`]).
+    fn metrics(
+        &self,
+        gpu: &Gpu,
+        x: &[f32],
+        labels: Option<&[u32]>,
+    ) -> Result<crate::metrics::Metrics> {
+        let codes = self.encode(gpu, x)?;
+        let recs = self.level_reconstructions(&codes)?;
+        let sizes = codes.sizes.clone();
+        let mut input = crate::metrics::MetricsInput::new(&codes.data, &sizes)
+            .with_embeddings(x, self.dim())
+            .with_reconstructions(&recs);
+        if let Some(l) = labels {
+            input = input.with_labels(l);
+        }
+        crate::metrics::Metrics::compute(self.method(), &input)
+    }
 }
 
 /// Checks that `x` holds whole rows of width `dim`, returning the row count.
