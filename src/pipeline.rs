@@ -137,11 +137,7 @@ pub fn fit_family(
     let ck = checkpoint_path(opts.out, &fam.name);
     let resume = if opts.resume && ck.exists() {
         let (tok, meta) = AnyTokenizer::load(&ck)?;
-        crate::io::Checkpoint {
-            meta: meta.clone(),
-            tensors: Vec::new(),
-        }
-        .expect(&ck, cfg.method.name(), &fp)?;
+        meta.expect(&ck, cfg.method.name(), &fp)?;
         Some(tok)
     } else {
         None

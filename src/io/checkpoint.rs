@@ -37,6 +37,28 @@ pub struct CheckpointMeta {
     pub state: serde_json::Value,
 }
 
+impl CheckpointMeta {
+    /// Checks the method and data fingerprint, for `--resume`.
+    pub fn expect(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
+        if self.method != method {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!("was written by method `{}`, not `{method}`", self.method),
+            });
+        }
+        if self.fingerprint != fingerprint {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "was fitted on other data (fingerprint {}, this data {fingerprint})",
+                    self.fingerprint
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A loaded checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -117,63 +139,73 @@ impl Checkpoint {
                 .ok_or_else(|| bad("metadata key `semid` is missing".into()))?,
         )
         .map_err(|e| bad(format!("metadata is not valid: {e}")))?;
-        let mut names: Vec<(usize, String)> = st
-            .tensors()
-            .into_iter()
-            .map(|(n, v)| (v.data().as_ptr() as usize, n))
-            .collect();
-        names.sort();
-        let mut tensors = Vec::with_capacity(names.len());
-        for (_, name) in names {
-            let v = st
-                .tensor(&name)
-                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-            if v.dtype() != Dtype::F32 {
+        let tensors = read_f32_tensors(path, &st)?;
+        for t in &tensors {
+            if let Some(i) = t.data.iter().position(|x| !x.is_finite()) {
                 return Err(bad(format!(
-                    "tensor `{name}` is {:?}, expected F32",
-                    v.dtype()
+                    "tensor `{}` holds a non-finite value at {i}",
+                    t.name
                 )));
             }
-            let data: Vec<f32> = bytemuck::pod_collect_to_vec(v.data());
-            if let Some(i) = data.iter().position(|x| !x.is_finite()) {
-                return Err(bad(format!(
-                    "tensor `{name}` holds a non-finite value at {i}"
-                )));
-            }
-            tensors.push(NamedTensor {
-                name,
-                shape: v.shape().to_vec(),
-                data,
-            });
         }
         Ok(Checkpoint { meta, tensors })
     }
 
     /// Checks the method and data fingerprint, for `--resume`.
     pub fn expect(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
-        if self.meta.method != method {
-            return Err(Error::Checkpoint {
-                path: path.to_path_buf(),
-                message: format!(
-                    "was written by method `{}`, not `{method}`",
-                    self.meta.method
-                ),
-            });
-        }
-        if self.meta.fingerprint != fingerprint {
-            return Err(Error::Checkpoint {
-                path: path.to_path_buf(),
-                message: format!(
-                    "was fitted on other data (fingerprint {}, this data {fingerprint})",
-                    self.meta.fingerprint
-                ),
-            });
-        }
-        Ok(())
+        self.meta.expect(path, method, fingerprint)
     }
 
     /// The tensor called `name`.
     pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
         self.tensors.iter().find(|t| t.name == name)
     }
+}
+
+/// Every tensor of a parsed safetensors file as f32, in file order (F32 as is; F64, F16 and
+/// BF16 converted); any other dtype is an error naming the tensor and `path`.
+pub fn read_f32_tensors(path: &Path, st: &SafeTensors<'_>) -> Result<Vec<NamedTensor>> {
+    let bad = |m: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let mut names: Vec<(usize, String)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (v.data().as_ptr() as usize, n))
+        .collect();
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for (_, name) in names {
+        let v = st
+            .tensor(&name)
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        let b = v.data();
+        let data: Vec<f32> = match v.dtype() {
+            Dtype::F32 => bytemuck::pod_collect_to_vec(b),
+            Dtype::F64 => b
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            Dtype::F16 => b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => b
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(bad(format!(
+                    "tensor `{name}` is {other:?}; expected a float type"
+                )))
+            }
+        };
+        out.push(NamedTensor {
+            name,
+            shape: v.shape().to_vec(),
+            data,
+        });
+    }
+    Ok(out)
 }

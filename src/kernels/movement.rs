@@ -725,18 +725,7 @@ pub fn copy_cols_into(
             ));
         }
     }
-    if src.dtype() != dst.dtype() {
-        return Err(Error::Invalid(format!(
-            "{OP}: source is {:?} but destination is {:?}",
-            src.dtype(),
-            dst.dtype()
-        )));
-    }
-    if src.same_storage(dst) {
-        return Err(Error::Invalid(format!(
-            "{OP}: the destination must not share storage with the source"
-        )));
-    }
+    check_copy_pair(OP, src, dst)?;
     if rows == 0 || width == 0 {
         return Ok(());
     }
@@ -946,18 +935,7 @@ pub fn copy_rows_into(
             ));
         }
     }
-    if src.dtype() != dst.dtype() {
-        return Err(Error::Invalid(format!(
-            "{OP}: source is {:?} but destination is {:?}",
-            src.dtype(),
-            dst.dtype()
-        )));
-    }
-    if src.same_storage(dst) {
-        return Err(Error::Invalid(format!(
-            "{OP}: the destination must not share storage with the source"
-        )));
-    }
+    check_copy_pair(OP, src, dst)?;
     let rb = src.cols() as u64 * 4;
     src.gpu().copy(
         src.buffer(),
@@ -972,4 +950,21 @@ pub fn copy_rows_into(
 /// CPU reference of [`copy_rows`]: rows `start..start + n` of `x` (`[rows, cols]`).
 pub fn copy_rows_cpu<T: Copy>(x: &[T], cols: usize, start: usize, n: usize) -> Vec<T> {
     x[start * cols..(start + n) * cols].to_vec()
+}
+
+/// A copy's source and destination: one dtype, different storage.
+fn check_copy_pair(op: &str, src: &Tensor, dst: &Tensor) -> Result<()> {
+    if src.dtype() != dst.dtype() {
+        return Err(Error::Invalid(format!(
+            "{op}: source is {:?} but destination is {:?}",
+            src.dtype(),
+            dst.dtype()
+        )));
+    }
+    if src.same_storage(dst) {
+        return Err(Error::Invalid(format!(
+            "{op}: the destination must not share storage with the source"
+        )));
+    }
+    Ok(())
 }

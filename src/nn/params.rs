@@ -352,43 +352,5 @@ fn read_file(path: &Path) -> Result<Vec<NamedTensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-    let mut names: Vec<(usize, String)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| (v.data().as_ptr() as usize, n))
-        .collect();
-    names.sort();
-    let mut out = Vec::with_capacity(names.len());
-    for (_, name) in names {
-        let v = st
-            .tensor(&name)
-            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-        let b = v.data();
-        let data: Vec<f32> = match v.dtype() {
-            Dtype::F32 => bytemuck::pod_collect_to_vec(b),
-            Dtype::F64 => b
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-                .collect(),
-            Dtype::F16 => b
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => b
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(bad(format!(
-                    "tensor `{name}` is {other:?}; expected a float type"
-                )))
-            }
-        };
-        out.push(NamedTensor {
-            name,
-            shape: v.shape().to_vec(),
-            data,
-        });
-    }
-    Ok(out)
+    crate::io::checkpoint::read_f32_tensors(path, &st)
 }
