@@ -11,9 +11,11 @@
 //! | [`LayerNorm`] | `{name}.weight` `[dim]`, `{name}.bias` `[dim]` |
 //! | [`Embedding`] | `{name}.weight` `[num, dim]` |
 //! | [`Dropout`] | none (seeded counter-based masks) |
+//! | [`FrozenMlp`] | an [`Mlp`]'s saved weights, for inference on the GPU or the CPU |
 
 mod dropout;
 mod embedding;
+mod frozen;
 mod layernorm;
 mod linear;
 mod mlp;
@@ -22,6 +24,7 @@ mod params;
 pub use crate::kernels::matmul::Activation;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use frozen::{FrozenMlp, GpuMlp};
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig};

@@ -15,7 +15,9 @@
 pub mod any;
 pub mod cluster;
 pub mod codes;
+mod dead_codes;
 pub mod dedup;
+mod epochs;
 pub mod kmeans;
 pub mod psrq;
 pub mod rq_kmeans;

@@ -29,6 +29,8 @@
 
 use super::cluster::{self, KMeansOptions};
 use super::codes::Codes;
+use super::dead_codes::DeadCodes;
+use super::epochs::{run_epochs, EpochPlan, TrainRows};
 use super::rq_kmeans::check_codes;
 use super::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
 use crate::autograd::{Graph, Var};
@@ -37,12 +39,11 @@ use crate::gpu::Gpu;
 use crate::kernels::autograd::scale_by;
 use crate::kernels::codebook::{nearest, Metric};
 use crate::kernels::elementwise::{binary, unary, Binary, Unary};
-use crate::kernels::matmul::{matmul, Activation, MatmulOpts};
+use crate::kernels::matmul::Activation;
 use crate::kernels::movement::{gather_rows, scatter_add_rows, Segments};
 use crate::kernels::optim::sum_of_squares;
-use crate::nn::{Init, Mlp, MlpConfig, ParamStore};
+use crate::nn::{FrozenMlp, GpuMlp, Init, Mlp, MlpConfig, ParamStore};
 use crate::optim::{Adam, Optimizer, Sgd};
-use crate::rng::Rng;
 use crate::tensor::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -310,8 +311,7 @@ pub struct RqVaeTrainer {
     opt: Box<dyn Optimizer>,
     steps: u64,
     codebooks_ready: bool,
-    last_used: Vec<Vec<u64>>,
-    rng: Rng,
+    dead: DeadCodes,
 }
 
 impl std::fmt::Debug for RqVaeTrainer {
@@ -368,8 +368,12 @@ impl RqVaeTrainer {
             opt,
             steps: 0,
             codebooks_ready: !cfg.kmeans_init,
-            last_used: vec![vec![0; cfg.k]; cfg.levels],
-            rng: Rng::new(cfg.seed ^ 0x5eed_dead_c0de),
+            dead: DeadCodes::new(
+                cfg.levels,
+                cfg.k,
+                cfg.dead_code_steps,
+                cfg.seed ^ 0x5eed_dead_c0de,
+            ),
         })
     }
 
@@ -489,42 +493,14 @@ impl RqVaeTrainer {
     /// unused for [`RqVaeConfig::dead_code_steps`] steps with a random residual of the batch at
     /// its level (distinct rows while they last). Returns the number of codes re-seeded.
     pub fn reset_dead_codes(&mut self, out: &StepOutput) -> Result<usize> {
-        let window = self.cfg.dead_code_steps as u64;
-        if window == 0 {
-            return Ok(0);
-        }
-        let (k, d) = (self.cfg.k, self.cfg.latent);
-        let now = self.steps;
-        let mut reseeded = 0;
-        for l in 0..self.cfg.levels {
-            let idx = out.indices[l].to_u32()?;
-            for &c in &idx {
-                self.last_used[l][c as usize] = now;
-            }
-            let dead: Vec<usize> = (0..k)
-                .filter(|&c| now - self.last_used[l][c] >= window)
-                .collect();
-            if dead.is_empty() {
-                continue;
-            }
-            let rows = out.residuals[l].rows();
-            let res = out.residuals[l].to_vec()?;
-            let mut cb = self
-                .store
-                .get(&codebook_name(l))
-                .expect("codebook")
-                .to_vec()?;
-            let mut order: Vec<usize> = (0..rows).collect();
-            self.rng.shuffle(&mut order);
-            for (t, &c) in dead.iter().enumerate() {
-                let i = order[t % rows.max(1)];
-                cb[c * d..(c + 1) * d].copy_from_slice(&res[i * d..(i + 1) * d]);
-                self.last_used[l][c] = now;
-            }
-            self.store.set(&codebook_name(l), &cb)?;
-            reseeded += dead.len();
-        }
-        Ok(reseeded)
+        let names: Vec<String> = (0..self.cfg.levels).map(codebook_name).collect();
+        self.dead.update(
+            &mut self.store,
+            &names,
+            &out.indices,
+            &out.residuals,
+            self.steps,
+        )
     }
 
     /// The model so far (parameters read back), marked with `epochs_done`.
@@ -555,37 +531,6 @@ pub struct RqVae {
 
 /// Rows encoded or decoded per GPU pass.
 const CHUNK_ROWS: usize = 8192;
-
-/// One Linear layer, exactly as [`Graph::linear`] computes its forward value.
-fn linear_fwd(h: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
-    let mut o = MatmulOpts::new().trans_b(true);
-    if let Some(b) = b {
-        o = o.bias(b);
-    }
-    if act == Activation::Gelu {
-        let y = matmul(h, w, &o)?;
-        return unary(&y, Unary::Gelu);
-    }
-    matmul(h, w, &o.act(act))
-}
-
-/// Weights of one MLP on the GPU.
-struct GpuMlp {
-    layers: Vec<(Tensor, Option<Tensor>)>,
-    act: Activation,
-}
-
-impl GpuMlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = x.clone();
-        let last = self.layers.len() - 1;
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            let act = if i < last { self.act } else { Activation::None };
-            h = linear_fwd(&h, w, b.as_ref(), act)?;
-        }
-        Ok(h)
-    }
-}
 
 impl RqVae {
     /// Fits an RQ-VAE and returns the training items' codes.
@@ -625,34 +570,31 @@ impl RqVae {
             trained = trained.max(m.epochs_done);
         }
         let bs = config.batch_size.min(n);
-        let mut batch = Vec::with_capacity(bs * dim);
-        for epoch in done..config.epochs {
-            (hooks.progress)(epoch, config.epochs);
-            let mut order: Vec<usize> = (0..n).collect();
-            epoch_rng(config.seed, epoch).shuffle(&mut order);
-            for rows in order.chunks(bs) {
-                batch.clear();
-                for &i in rows {
-                    batch.extend_from_slice(&x[i * dim..(i + 1) * dim]);
-                }
-                // The first step initialises the codebooks from this batch (a full one: the first
-                // chunk of an epoch has min(batch_size, n) ≥ k rows, checked above).
-                let xb = Tensor::from_slice(gpu, &batch, &[rows.len(), dim])?;
-                let out = trainer.step(&xb)?;
+        let plan = EpochPlan {
+            epochs: config.epochs,
+            batch_size: config.batch_size,
+            seed: config.seed,
+            checkpoint_every: config.checkpoint_every,
+            start: done,
+        };
+        // The first step initialises the codebooks from its batch (a full one: the first chunk
+        // of an epoch has min(batch_size, n) ≥ k rows, checked above).
+        run_epochs(
+            &TrainRows { gpu, x, dim },
+            &plan,
+            &mut trainer,
+            hooks.progress,
+            |t, xb| {
+                let out = t.step(xb)?;
                 if config.dead_code_steps > 0 {
-                    trainer.reset_dead_codes(&out)?;
+                    t.reset_dead_codes(&out)?;
                 } else {
                     gpu.flush()?;
                 }
-            }
-            let epochs_done = epoch + 1;
-            if config.checkpoint_every > 0
-                && epochs_done % config.checkpoint_every == 0
-                && epochs_done < config.epochs
-            {
-                (hooks.on_level)(&trainer.snapshot(epochs_done)?)?;
-            }
-        }
+                Ok(())
+            },
+            |t, epochs_done| (hooks.on_level)(&t.snapshot(epochs_done)?),
+        )?;
         if trainer.needs_init() {
             // No training step ran (e.g. zero epochs): still give the codebooks their k-means
             // initialisation so the codes mean something.
@@ -744,32 +686,19 @@ impl RqVae {
         self.data(&codebook_name(l))
     }
 
+    fn frozen_mlp(&self, name: &str, widths: &[usize]) -> Result<FrozenMlp> {
+        FrozenMlp::from_named(
+            &self.params,
+            name,
+            widths,
+            self.config.bias,
+            self.config.activation.activation(),
+        )
+        .map_err(|e| Error::Invalid(format!("rqvae: {e}")))
+    }
+
     fn upload_mlp(&self, gpu: &Gpu, name: &str, widths: &[usize]) -> Result<GpuMlp> {
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let wt = Tensor::from_slice(
-                    gpu,
-                    self.data(&format!("{name}.{}.weight", 2 * i))?,
-                    &[w[1], w[0]],
-                )?;
-                let b = if self.config.bias {
-                    Some(Tensor::from_slice(
-                        gpu,
-                        self.data(&format!("{name}.{}.bias", 2 * i))?,
-                        &[w[1]],
-                    )?)
-                } else {
-                    None
-                };
-                Ok((wt, b))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(GpuMlp {
-            layers,
-            act: self.config.activation.activation(),
-        })
+        self.frozen_mlp(name, widths)?.upload(gpu)
     }
 
     fn upload_codebooks(&self, gpu: &Gpu) -> Result<Vec<Tensor>> {
@@ -822,55 +751,23 @@ impl RqVae {
     /// The plain-Rust decoder (f32, the GPU's operation order is not reproduced bit for bit).
     fn level_reconstructions_cpu(&self, codes: &Codes) -> Result<Vec<Vec<f32>>> {
         let (n, levels, lat) = (codes.items(), self.config.levels, self.config.latent);
-        let widths = self.config.decoder_widths(self.dim);
-        let act = self.config.activation.activation();
-        let mut layers = Vec::new();
-        for i in 0..widths.len() - 1 {
-            let w = self.data(&format!("decoder.{}.weight", 2 * i))?;
-            let b = if self.config.bias {
-                Some(self.data(&format!("decoder.{}.bias", 2 * i))?)
-            } else {
-                None
-            };
-            layers.push((w, b, widths[i], widths[i + 1]));
-        }
+        let dec = self.frozen_mlp("decoder", &self.config.decoder_widths(self.dim))?;
         let cbs = (0..levels)
             .map(|l| self.codebook(l))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = vec![Vec::with_capacity(n * self.dim); levels];
-        let mut q = vec![0f32; lat];
-        for i in 0..n {
-            q.iter_mut().for_each(|v| *v = 0.0);
-            for l in 0..levels {
+        let mut q = vec![0f32; n * lat];
+        let mut out = Vec::with_capacity(levels);
+        for (l, cb) in cbs.iter().enumerate() {
+            for (i, qi) in q.chunks_exact_mut(lat).enumerate() {
                 let c = codes.item(i)[l] as usize;
-                for (a, v) in q.iter_mut().zip(&cbs[l][c * lat..(c + 1) * lat]) {
+                for (a, v) in qi.iter_mut().zip(&cb[c * lat..(c + 1) * lat]) {
                     *a += v;
                 }
-                let mut h = q.clone();
-                let last = layers.len() - 1;
-                for (j, (w, b, fi, fo)) in layers.iter().enumerate() {
-                    let mut y = vec![0f32; *fo];
-                    for (o, yo) in y.iter_mut().enumerate() {
-                        let row = &w[o * fi..(o + 1) * fi];
-                        let mut s: f32 = row.iter().zip(&h).map(|(a, b)| a * b).sum();
-                        if let Some(b) = b {
-                            s += b[o];
-                        }
-                        *yo = if j < last { act.cpu(s) } else { s };
-                    }
-                    h = y;
-                }
-                out[l].extend_from_slice(&h);
             }
+            out.push(dec.forward_cpu(&q));
         }
         Ok(out)
     }
-}
-
-/// The batch-order generator of `epoch` (independent of earlier epochs, so a resumed fit
-/// sees the same batches).
-fn epoch_rng(seed: u64, epoch: usize) -> Rng {
-    Rng::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 impl Tokenizer for RqVae {

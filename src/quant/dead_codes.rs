@@ -1,0 +1,90 @@
+//! Dead-code re-seeding for the learned quantizers (RQ-VAE, MMQ): a code that no batch row
+//! has chosen for a number of consecutive steps is replaced by a random row of what its
+//! codebook quantizes (a residual, an expert's latent), so no code stays dead.
+
+use crate::error::Result;
+use crate::nn::ParamStore;
+use crate::rng::Rng;
+use crate::tensor::{DType, Tensor};
+
+/// When each code of each codebook was last used, and the seeded generator of re-seeding.
+#[derive(Clone, Debug)]
+pub(crate) struct DeadCodes {
+    window: u64,
+    last_used: Vec<Vec<u64>>,
+    rng: Rng,
+}
+
+impl DeadCodes {
+    /// Tracks `books` codebooks of `k` codes; a code unused for `window` steps is dead
+    /// (0: never).
+    pub(crate) fn new(books: usize, k: usize, window: usize, seed: u64) -> DeadCodes {
+        DeadCodes {
+            window: window as u64,
+            last_used: vec![vec![0; k]; books],
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// After step `now`: marks the codes of `indices[b]` (U32 `[rows]`, one per codebook, all
+    /// read back in ONE transfer) as used, and re-seeds every dead code of codebook `names[b]`
+    /// in `store` with a row of `sources[b]` `[rows, d]` (distinct rows while they last, in a
+    /// seeded order). Returns the number of codes re-seeded.
+    pub(crate) fn update(
+        &mut self,
+        store: &mut ParamStore,
+        names: &[String],
+        indices: &[Tensor],
+        sources: &[Tensor],
+        now: u64,
+    ) -> Result<usize> {
+        if self.window == 0 || indices.is_empty() {
+            return Ok(0);
+        }
+        let gpu = indices[0].gpu().clone();
+        let m = indices[0].numel();
+        let all = Tensor::empty_typed(&gpu, &[indices.len(), m], DType::U32)?;
+        for (b, idx) in indices.iter().enumerate() {
+            gpu.copy(
+                idx.buffer(),
+                0,
+                all.buffer(),
+                (b * m * 4) as u64,
+                (idx.numel().min(m) * 4) as u64,
+            );
+        }
+        let all = all.to_u32()?;
+        let mut reseeded = 0;
+        for (b, used) in all.chunks_exact(m.max(1)).enumerate() {
+            let last = &mut self.last_used[b];
+            for &c in used {
+                if let Some(t) = last.get_mut(c as usize) {
+                    *t = now;
+                }
+            }
+            let dead: Vec<usize> = (0..last.len())
+                .filter(|&c| now - last[c] >= self.window)
+                .collect();
+            if dead.is_empty() {
+                continue;
+            }
+            let src = &sources[b];
+            let (rows, d) = (src.rows(), src.cols());
+            let data = src.to_vec()?;
+            let mut cb = match store.get(&names[b]) {
+                Some(t) => t.to_vec()?,
+                None => continue,
+            };
+            let mut order: Vec<usize> = (0..rows).collect();
+            self.rng.shuffle(&mut order);
+            for (t, &c) in dead.iter().enumerate() {
+                let i = order[t % rows.max(1)];
+                cb[c * d..(c + 1) * d].copy_from_slice(&data[i * d..(i + 1) * d]);
+                last[c] = now;
+            }
+            store.set(&names[b], &cb)?;
+            reseeded += dead.len();
+        }
+        Ok(reseeded)
+    }
+}
