@@ -1,6 +1,6 @@
 //! Matmul kernels against the f64 CPU reference: every variant, every transpose form, awkward
 //! shapes, batching, fused bias and activations, row-split bindings above the 128 MiB cap and
-//! more than 65,535 workgroups.
+//! more than 65,535 workgroups, and reductions longer than one dispatch may loop.
 mod common;
 use common::*;
 use semid::kernels::matmul::{
@@ -452,4 +452,38 @@ fn shape_errors_are_errors_not_panics() {
     .is_err());
     // Nothing reached the device as a validation error.
     gpu.sync().unwrap();
+}
+
+/// A reduction longer than 262,140 steps: llvmpipe stops a shader loop after 65,535
+/// iterations, so one dispatch over all of k would silently drop the tail; the launcher
+/// splits it into parts that accumulate in C (a flattened weight Gram matrix in MMQ has k in
+/// the hundreds of thousands). Every variant and transpose, with a bias and an activation so the
+/// epilogue must wait for the last part.
+#[test]
+fn reductions_longer_than_a_loop_limit_are_split() {
+    for variant in Variant::ALL {
+        for (i, &tr) in TRANSPOSES.iter().enumerate() {
+            run_case(
+                variant,
+                &[],
+                &[],
+                (3, 300_007, 2),
+                tr,
+                true,
+                Activation::Tanh,
+                40 + i as u64,
+            );
+        }
+    }
+    // The aligned vec4 path with a split that leaves an unaligned last part.
+    run_case(
+        Variant::RegTile,
+        &[],
+        &[],
+        (4, 327_684, 4),
+        (false, true),
+        false,
+        Activation::None,
+        50,
+    );
 }

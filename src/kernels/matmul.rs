@@ -560,10 +560,36 @@ fn too_large(what: &str, bytes: u64, cap: u64) -> Error {
     }
 }
 
+/// Most reduction steps one dispatch runs. llvmpipe (lavapipe) silently stops any shader loop
+/// after 65,535 iterations, so a longer reduction (k > 262,140 in the register tile) would be
+/// cut short; longer reductions are split into parts whose partial sums accumulate in C, which
+/// also keeps single dispatches short (the Windows GPU timeout).
+pub const MAX_K_PER_DISPATCH: usize = 1 << 15;
+
+/// [`plan_bindings`], with every job's reduction split into parts of at most
+/// [`MAX_K_PER_DISPATCH`] steps.
+fn plan(gpu: &Gpu, l: &Layout) -> Result<Vec<Job>> {
+    let mut out = Vec::new();
+    for j in plan_bindings(gpu, l)? {
+        if j.kc <= MAX_K_PER_DISPATCH {
+            out.push(j);
+            continue;
+        }
+        for k0 in (j.k0..j.k0 + j.kc).step_by(MAX_K_PER_DISPATCH) {
+            out.push(Job {
+                k0,
+                kc: MAX_K_PER_DISPATCH.min(j.k0 + j.kc - k0),
+                ..j
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Splits the work into dispatches whose bindings stay within the storage-binding cap: groups
 /// of whole batches, else row ranges of one batch; and when a transposed A or a B must be bound
 /// whole and is too large, ranges of the reduction whose partial sums accumulate in C.
-fn plan(gpu: &Gpu, l: &Layout) -> Result<Vec<Job>> {
+fn plan_bindings(gpu: &Gpu, l: &Layout) -> Result<Vec<Job>> {
     let lim = gpu.kernel_limits();
     let cap = lim.max_storage_binding;
     // Bindings start at the aligned offset below their range: leave room for the difference.
