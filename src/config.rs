@@ -4,6 +4,7 @@
 //! the same layout, where any omitted key keeps its default.
 
 use crate::error::{Error, Result};
+use crate::quant::mmq::MmqConfig;
 use crate::quant::psrq::PsrqConfig;
 use crate::quant::rq_kmeans::RqKMeansConfig;
 use crate::quant::rqvae::RqVaeConfig;
@@ -20,6 +21,9 @@ pub enum Method {
     Psrq,
     /// Residual-quantized autoencoder (RQ-VAE), TIGER's learned tokenizer.
     Rqvae,
+    /// Multimodal mixture-of-quantization (MMQ): shared and modality-specific experts, one
+    /// token each, over all modalities at once.
+    Mmq,
 }
 
 impl Method {
@@ -29,11 +33,13 @@ impl Method {
             Method::RqKmeans => "rq-kmeans",
             Method::Psrq => "psrq",
             Method::Rqvae => "rqvae",
+            Method::Mmq => "mmq",
         }
     }
 }
 
-/// How the modal-joint input of PSRQ (S^o) is formed from several modalities.
+/// How the modal-joint input of PSRQ (S^o) is formed from several modalities; MMQ's input is
+/// formed the same way (`normalize` applies, `enabled` does not).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JointConfig {
@@ -69,6 +75,8 @@ pub struct SemidConfig {
     pub rq_kmeans: RqKMeansConfig,
     /// RQ-VAE settings.
     pub rqvae: RqVaeConfig,
+    /// MMQ settings.
+    pub mmq: MmqConfig,
 }
 
 impl Default for SemidConfig {
@@ -80,6 +88,7 @@ impl Default for SemidConfig {
             psrq: PsrqConfig::default(),
             rq_kmeans: RqKMeansConfig::default(),
             rqvae: RqVaeConfig::default(),
+            mmq: MmqConfig::default(),
         }
     }
 }
@@ -125,6 +134,14 @@ impl SemidConfig {
             joint: &'a JointConfig,
             rqvae: &'a RqVaeConfig,
         }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct Mmq<'a> {
+            method: Method,
+            dedup: bool,
+            joint: &'a JointConfig,
+            mmq: &'a MmqConfig,
+        }
         let r = match method {
             Method::Psrq => toml::to_string_pretty(&Psrq {
                 method,
@@ -143,6 +160,12 @@ impl SemidConfig {
                 dedup: self.dedup,
                 joint: &self.joint,
                 rqvae: &self.rqvae,
+            }),
+            Method::Mmq => toml::to_string_pretty(&Mmq {
+                method,
+                dedup: self.dedup,
+                joint: &self.joint,
+                mmq: &self.mmq,
             }),
         };
         r.unwrap_or_else(|e| format!("# could not render the config: {e}\n"))

@@ -1,5 +1,6 @@
-//! The tokenize pipeline: per-modality IDs (S^t, S^a, …) and the modal-joint IDs (S^o), with
-//! checkpoints, resume, collision suffixes, metrics and outputs — what `semid tokenize` runs.
+//! The tokenize pipeline: per-modality IDs (S^t, S^a, …) and the modal-joint IDs (S^o) — or,
+//! for MMQ, one ID over all modalities — with checkpoints, resume, collision suffixes, metrics
+//! and outputs: what `semid tokenize` runs.
 //!
 //! Modal-joint input (PSRQ paper §4.1, NOTES.md §1.3): the paper writes `X^o = X^t ⊕ X^a` with
 //! both modalities d-wide. semid L2-normalises each modality's rows first (when
@@ -15,6 +16,7 @@ use crate::metrics::{Metrics, MetricsInput};
 use crate::quant::any::AnyTokenizer;
 use crate::quant::codes::Codes;
 use crate::quant::dedup::dedup_suffix;
+use crate::quant::mmq::{Mmq, ModalitySpec};
 use crate::quant::psrq::Psrq;
 use crate::quant::rq_kmeans::RqKMeans;
 use crate::quant::rqvae::RqVae;
@@ -29,6 +31,8 @@ pub struct FamilyInput {
     pub dim: usize,
     /// `items × dim` values.
     pub data: Vec<f32>,
+    /// The modalities whose columns make up each row, in order.
+    pub parts: Vec<ModalitySpec>,
 }
 
 /// L2-normalises each row (zero rows stay zero).
@@ -71,12 +75,23 @@ pub fn joint_input(mods: &[&Modality], normalize: bool) -> FamilyInput {
         name: "joint".into(),
         dim,
         data,
+        parts: mods
+            .iter()
+            .map(|m| ModalitySpec::new(&m.name, m.dim))
+            .collect(),
     }
 }
 
 /// The families to tokenize: every modality, then the joint input when there are several
-/// modalities and `joint.enabled`.
+/// modalities and `joint.enabled`. MMQ tokenizes all modalities at once: one family `mmq`,
+/// the modalities side by side (L2-normalised when `joint.normalize`).
 pub fn families(emb: &ItemEmbeddings, cfg: &SemidConfig) -> Vec<FamilyInput> {
+    if cfg.method == Method::Mmq {
+        let mods: Vec<&Modality> = emb.modalities.iter().collect();
+        let mut f = joint_input(&mods, cfg.joint.normalize);
+        f.name = "mmq".into();
+        return vec![f];
+    }
     let mut v: Vec<FamilyInput> = emb
         .modalities
         .iter()
@@ -84,6 +99,7 @@ pub fn families(emb: &ItemEmbeddings, cfg: &SemidConfig) -> Vec<FamilyInput> {
             name: m.name.clone(),
             dim: m.dim,
             data: m.data.clone(),
+            parts: vec![ModalitySpec::new(&m.name, m.dim)],
         })
         .collect();
     if cfg.joint.enabled && emb.modalities.len() > 1 {
@@ -205,9 +221,29 @@ pub fn fit_family(
             )?;
             (AnyTokenizer::RqVae(t), c)
         }
+        Method::Mmq => {
+            let resume = match resume {
+                Some(AnyTokenizer::Mmq(t)) => Some(t),
+                Some(_) => None,
+                None => None,
+            };
+            let mut on_level = |t: &Mmq| AnyTokenizer::Mmq(t.clone()).save(&ck, &fp);
+            let (t, c) = Mmq::fit_with(
+                gpu,
+                &fam.data,
+                &fam.parts,
+                &cfg.mmq,
+                FitHooks {
+                    progress: &mut progress,
+                    resume,
+                    on_level: &mut on_level,
+                },
+            )?;
+            (AnyTokenizer::Mmq(t), c)
+        }
     };
     tokenizer.save(&ck, &fp)?;
-    finish_family(fam, cfg, tokenizer, codes, opts.labels, ck)
+    finish_family(gpu, fam, cfg, tokenizer, codes, opts.labels, ck)
 }
 
 /// Fits every family of `emb` and writes the outputs into `opts.out`:
@@ -285,7 +321,9 @@ pub fn encode_with_run(
             ));
         }
         let codes = tokenizer.encode(gpu, &fam.data)?;
-        results.push(finish_family(&fam, &cfg, tokenizer, codes, labels, ck)?);
+        results.push(finish_family(
+            gpu, &fam, &cfg, tokenizer, codes, labels, ck,
+        )?);
     }
     write_outputs(out, &emb.ids, &results)?;
     Ok(results)
@@ -293,6 +331,7 @@ pub fn encode_with_run(
 
 /// Metrics and the collision suffix of one family's codes.
 fn finish_family(
+    gpu: &Gpu,
     fam: &FamilyInput,
     cfg: &SemidConfig,
     tokenizer: AnyTokenizer,
@@ -300,7 +339,7 @@ fn finish_family(
     labels: Option<&[u32]>,
     checkpoint: PathBuf,
 ) -> Result<FamilyResult> {
-    let recs = tokenizer.level_reconstructions(&codes)?;
+    let recs = tokenizer.input_reconstructions(gpu, &fam.data, &codes)?;
     let sizes = codes.sizes.clone();
     let mut input = MetricsInput::new(&codes.data, &sizes)
         .with_embeddings(&fam.data, fam.dim)

@@ -279,6 +279,121 @@ fn rqvae_tokenize_resume_eval() {
 }
 
 #[test]
+fn mmq_tokenize_resume_eval_config() {
+    let d = tmp("mmq");
+    let data = d.join("data");
+    run(&[
+        "--quiet",
+        "synth",
+        "--items",
+        "300",
+        "--users",
+        "20",
+        "--seed",
+        "4",
+        "--out",
+        s(&data),
+    ]);
+    let cfg = d.join("mmq.toml");
+    std::fs::write(
+        &cfg,
+        "method = \"mmq\"\n[mmq]\nlatent = 16\ndecoder_hidden = [32]\nepochs = 3\nbatch_size = 100\ncheckpoint_every = 1\n",
+    )
+    .unwrap();
+    let emb = format!(
+        "text={},audio={}",
+        s(&data.join("text.npy")),
+        s(&data.join("audio.npy"))
+    );
+    let run_dir = d.join("run");
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "tokenize",
+            "--config",
+            s(&cfg),
+            "--embeddings",
+            &emb,
+            "--ids",
+            s(&data.join("ids.txt")),
+            "--items",
+            s(&data.join("items.csv")),
+            "--out",
+            s(&run_dir),
+            "--k",
+            "12",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        v.extend(extra.iter().map(|e| e.to_string()));
+        v
+    };
+    let a = args(&[]);
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("mmq:mmq"), "{out}");
+    // One family over both modalities: 2 shared + 2 text + 2 audio tokens (+ the suffix).
+    let csv = std::fs::read_to_string(run_dir.join("codes.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.starts_with("item_id,mmq_l1,mmq_l2,mmq_l3,mmq_l4,mmq_l5,mmq_l6"),
+        "{header}"
+    );
+    assert_eq!(csv.lines().count(), 301);
+    let first = csv.lines().nth(1).unwrap();
+    assert!(first
+        .split(',')
+        .skip(1)
+        .take(6)
+        .all(|c| c.parse::<u32>().unwrap() < 12));
+    assert!(!run_dir.join("tokenizer_text.safetensors").exists());
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.json")).unwrap();
+    assert!(metrics.contains("mmq:mmq"), "{metrics}");
+    let before = std::fs::read(run_dir.join("codes_mmq.npy")).unwrap();
+    // Resuming a finished run trains no further and gives the same codes.
+    let a = args(&["--quiet", "--resume"]);
+    run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        std::fs::read(run_dir.join("codes_mmq.npy")).unwrap(),
+        before
+    );
+    // Encoding the training items with the fitted run gives back their codes.
+    let eval_dir = d.join("eval");
+    run(&[
+        "--quiet",
+        "eval",
+        "--run",
+        s(&run_dir),
+        "--embeddings",
+        &emb,
+        "--ids",
+        s(&data.join("ids.txt")),
+        "--out",
+        s(&eval_dir),
+    ]);
+    assert_eq!(
+        std::fs::read(eval_dir.join("codes_mmq.npy")).unwrap(),
+        before
+    );
+    // --levels does not apply to MMQ: a clear error, not a silent no-op.
+    let a = args(&["--levels", "3"]);
+    let out = semid().args(&a).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--levels does not apply to mmq"), "{err}");
+    let out = run(&["config", "--method", "mmq"]);
+    assert!(
+        out.contains("method = \"mmq\"")
+            && out.contains("[mmq]")
+            && out.contains("recon_weight = 12.0")
+            && out.contains("aux_weight = 10.0")
+            && out.contains("ortho_weight = 0.005")
+            && out.contains("metric = \"cosine\""),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn bad_embeddings_name_the_file() {
     let d = tmp("bad");
     std::fs::create_dir_all(&d).unwrap();

@@ -32,9 +32,12 @@ pub struct TokenizeArgs {
     /// TOML config (see `semid config`); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Levels (overrides the config).
+    /// Levels (overrides the config; not for MMQ, whose ID has one token per expert).
     #[arg(long)]
     pub levels: Option<usize>,
+    /// Training epochs of the learned tokenizers, RQ-VAE and MMQ (overrides the config).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Codes per level (overrides the config).
     #[arg(long)]
     pub k: Option<usize>,
@@ -62,6 +65,12 @@ pub fn build_config(a: &TokenizeArgs) -> anyhow::Result<SemidConfig> {
         cfg.method = m;
     }
     if let Some(l) = a.levels {
+        if cfg.method == Method::Mmq {
+            anyhow::bail!(
+                "--levels does not apply to mmq: its ID has one token per expert (set \
+                 mmq.shared_experts and mmq.specific_experts in the config)"
+            );
+        }
         cfg.psrq.levels = l;
         cfg.rq_kmeans.levels = l;
         cfg.rqvae.levels = l;
@@ -70,11 +79,17 @@ pub fn build_config(a: &TokenizeArgs) -> anyhow::Result<SemidConfig> {
         cfg.psrq.k = k;
         cfg.rq_kmeans.k = k;
         cfg.rqvae.k = k;
+        cfg.mmq.k = k;
+    }
+    if let Some(e) = a.epochs {
+        cfg.rqvae.epochs = e;
+        cfg.mmq.epochs = e;
     }
     if let Some(s) = a.seed {
         cfg.psrq.seed = s;
         cfg.rq_kmeans.seed = s;
         cfg.rqvae.seed = s;
+        cfg.mmq.seed = s;
     }
     if let Some(w) = a.prefix_weight {
         cfg.psrq.prefix_weight = w;
@@ -137,11 +152,12 @@ pub fn run_with(
     resume: bool,
     labels: Option<&[u32]>,
 ) -> anyhow::Result<()> {
-    // Progress steps per family: levels for the k-means methods, epochs for RQ-VAE.
+    // Progress steps per family: levels for the k-means methods, epochs for RQ-VAE and MMQ.
     let levels = match cfg.method {
         Method::Psrq => cfg.psrq.levels,
         Method::RqKmeans => cfg.rq_kmeans.levels,
         Method::Rqvae => cfg.rqvae.epochs,
+        Method::Mmq => cfg.mmq.epochs,
     };
     let fams = semid::pipeline::families(emb, cfg).len();
     let pb = progress::bar((fams * levels) as u64, cfg.method.name(), cli.quiet);

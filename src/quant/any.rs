@@ -1,6 +1,7 @@
 //! `AnyTokenizer`: a fitted tokenizer of any method, saved to and loaded from checkpoints.
 
 use super::codes::Codes;
+use super::mmq::{Mmq, MmqConfig, ModalitySpec};
 use super::psrq::{Psrq, PsrqConfig};
 use super::rq_kmeans::{RqKMeans, RqKMeansConfig};
 use super::rqvae::{RqVae, RqVaeConfig};
@@ -19,6 +20,8 @@ pub enum AnyTokenizer {
     Psrq(Psrq),
     /// RQ-VAE.
     RqVae(RqVae),
+    /// MMQ.
+    Mmq(Mmq),
 }
 
 impl AnyTokenizer {
@@ -27,14 +30,17 @@ impl AnyTokenizer {
             AnyTokenizer::RqKMeans(t) => t,
             AnyTokenizer::Psrq(t) => t,
             AnyTokenizer::RqVae(t) => t,
+            AnyTokenizer::Mmq(t) => t,
         }
     }
 
-    /// Gives the tokenizer a device for decoding (only RQ-VAE uses one: its decoder runs on
-    /// the GPU when it has one, else on the CPU).
+    /// Gives the tokenizer a device for decoding (RQ-VAE and MMQ use one: their decoders run
+    /// on the GPU when they have one, else on the CPU).
     pub fn set_gpu(&mut self, gpu: &Gpu) {
-        if let AnyTokenizer::RqVae(t) = self {
-            t.set_gpu(gpu);
+        match self {
+            AnyTokenizer::RqVae(t) => t.set_gpu(gpu),
+            AnyTokenizer::Mmq(t) => t.set_gpu(gpu),
+            _ => {}
         }
     }
 
@@ -44,6 +50,7 @@ impl AnyTokenizer {
             AnyTokenizer::RqKMeans(t) => t.codebooks.len(),
             AnyTokenizer::Psrq(t) => t.codebooks.len(),
             AnyTokenizer::RqVae(t) => t.config.levels,
+            AnyTokenizer::Mmq(t) => t.layout().tokens(),
         }
     }
 
@@ -53,6 +60,7 @@ impl AnyTokenizer {
             AnyTokenizer::RqKMeans(t) => t.config.levels,
             AnyTokenizer::Psrq(t) => t.config.levels,
             AnyTokenizer::RqVae(t) => t.config.levels,
+            AnyTokenizer::Mmq(t) => t.layout().tokens(),
         }
     }
 
@@ -62,8 +70,13 @@ impl AnyTokenizer {
             "dim": self.dim(),
             "levels_fitted": self.levels_fitted(),
         });
-        if let AnyTokenizer::RqVae(t) = self {
-            state["epochs_done"] = serde_json::json!(t.epochs_done);
+        match self {
+            AnyTokenizer::RqVae(t) => state["epochs_done"] = serde_json::json!(t.epochs_done),
+            AnyTokenizer::Mmq(t) => {
+                state["epochs_done"] = serde_json::json!(t.epochs_done);
+                state["modalities"] = serde_json::json!(t.modalities);
+            }
+            _ => {}
         }
         Checkpoint {
             meta: CheckpointMeta {
@@ -132,6 +145,21 @@ impl AnyTokenizer {
                         .map_err(|e| bad(e.to_string()))?,
                 )
             }
+            "mmq" => {
+                let cfg: MmqConfig = serde_json::from_value(ck.meta.config.clone())
+                    .map_err(|e| bad(format!("config: {e}")))?;
+                let modalities: Vec<ModalitySpec> =
+                    serde_json::from_value(ck.meta.state["modalities"].clone())
+                        .map_err(|e| bad(format!("state `modalities`: {e}")))?;
+                let epochs = ck.meta.state["epochs_done"]
+                    .as_u64()
+                    .ok_or_else(|| bad("state has no `epochs_done`".into()))?
+                    as usize;
+                AnyTokenizer::Mmq(
+                    Mmq::from_parts(cfg, modalities, ck.tensors.clone(), epochs)
+                        .map_err(|e| bad(e.to_string()))?,
+                )
+            }
             m => return Err(bad(format!("unknown method `{m}`"))),
         };
         Ok((tok, ck.meta))
@@ -153,6 +181,9 @@ impl Tokenizer for AnyTokenizer {
     }
     fn level_reconstructions(&self, codes: &Codes) -> Result<Vec<Vec<f32>>> {
         self.inner().level_reconstructions(codes)
+    }
+    fn input_reconstructions(&self, gpu: &Gpu, x: &[f32], codes: &Codes) -> Result<Vec<Vec<f32>>> {
+        self.inner().input_reconstructions(gpu, x, codes)
     }
     fn tensors(&self) -> Vec<NamedTensor> {
         self.inner().tensors()

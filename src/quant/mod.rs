@@ -9,6 +9,7 @@
 //! | [`rq_kmeans`] | RQ-KMeans, the baseline |
 //! | [`psrq`] | PSRQ, progressive semantic residual quantization |
 //! | [`rqvae`] | RQ-VAE, the learned residual quantizer of TIGER |
+//! | [`mmq`] | MMQ, shared and modality-specific experts with cosine codebooks |
 //! | [`any`] | a tokenizer of any method, with checkpoints |
 //! | [`dedup`] | the TIGER-style collision suffix |
 
@@ -19,6 +20,7 @@ mod dead_codes;
 pub mod dedup;
 mod epochs;
 pub mod kmeans;
+pub mod mmq;
 pub mod psrq;
 pub mod rq_kmeans;
 pub mod rqvae;

@@ -17,6 +17,14 @@ pub trait Tokenizer {
     fn encode(&self, gpu: &Gpu, x: &[f32]) -> Result<Codes>;
     /// The reconstruction after each level (cumulative), each `n × dim`.
     fn level_reconstructions(&self, codes: &Codes) -> Result<Vec<Vec<f32>>>;
+    /// The reconstruction after each level of the items `x` (`n × dim`) whose codes are
+    /// `codes`, for metrics. Most tokenizers decode from codes alone (the default,
+    /// [`Tokenizer::level_reconstructions`]); MMQ also weighs its modality experts by gates it
+    /// computes from the items' embeddings.
+    fn input_reconstructions(&self, gpu: &Gpu, x: &[f32], codes: &Codes) -> Result<Vec<Vec<f32>>> {
+        let _ = (gpu, x);
+        self.level_reconstructions(codes)
+    }
     /// The full reconstruction of items from their codes, `n × dim`.
     fn decode(&self, codes: &Codes) -> Result<Vec<f32>> {
         Ok(self.level_reconstructions(codes)?.pop().unwrap_or_default())
@@ -34,7 +42,7 @@ pub trait Tokenizer {
         labels: Option<&[u32]>,
     ) -> Result<crate::metrics::Metrics> {
         let codes = self.encode(gpu, x)?;
-        let recs = self.level_reconstructions(&codes)?;
+        let recs = self.input_reconstructions(gpu, x, &codes)?;
         let sizes = codes.sizes.clone();
         let mut input = crate::metrics::MetricsInput::new(&codes.data, &sizes)
             .with_embeddings(x, self.dim())
