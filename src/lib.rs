@@ -7,7 +7,8 @@
 //! tokenizers: [`quant`]. Data in and out: [`data`] and [`io`]. Judging IDs: [`metrics`].
 //!
 //! The common path, re-exported here: load embeddings ([`load_item_embeddings`]), fit a
-//! tokenizer ([`Psrq::fit`], [`RqKMeans::fit`]), encode new items ([`Tokenizer::encode`]), save
+//! tokenizer ([`Psrq::fit`], [`RqKMeans::fit`], [`RqVae::fit`], or [`Mmq::fit`] over several
+//! modalities at once), encode new items ([`Tokenizer::encode`]), save
 //! and load ([`AnyTokenizer::save`], [`AnyTokenizer::load`]).
 //!
 //! ```no_run
@@ -46,6 +47,7 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, LimitsMode};
 pub use quant::any::AnyTokenizer;
 pub use quant::codes::Codes;
+pub use quant::mmq::{Mmq, MmqConfig, ModalitySpec};
 pub use quant::psrq::{Psrq, PsrqConfig};
 pub use quant::rq_kmeans::{RqKMeans, RqKMeansConfig};
 pub use quant::rqvae::{RqVae, RqVaeConfig};
