@@ -320,6 +320,16 @@ pub fn encode_with_run(
                 ),
             ));
         }
+        if let AnyTokenizer::Mmq(m) = &tokenizer {
+            if m.modalities != fam.parts {
+                return Err(Error::Invalid(format!(
+                    "{}: the run's MMQ was fitted on the modalities {} (in this order), not {}",
+                    ck.display(),
+                    describe(&m.modalities),
+                    describe(&fam.parts)
+                )));
+            }
+        }
         let codes = tokenizer.encode(gpu, &fam.data)?;
         results.push(finish_family(
             gpu, &fam, &cfg, tokenizer, codes, labels, ck,
@@ -327,6 +337,14 @@ pub fn encode_with_run(
     }
     write_outputs(out, &emb.ids, &results)?;
     Ok(results)
+}
+
+/// `text (768), audio (512)`.
+fn describe(mods: &[ModalitySpec]) -> String {
+    mods.iter()
+        .map(|m| format!("{} ({})", m.name, m.dim))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Metrics and the collision suffix of one family's codes.

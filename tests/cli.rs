@@ -374,6 +374,34 @@ fn mmq_tokenize_resume_eval_config() {
         std::fs::read(eval_dir.join("codes_mmq.npy")).unwrap(),
         before
     );
+    // The modalities in another order have the same total width but are refused by name.
+    let swapped = format!(
+        "audio={},text={}",
+        s(&data.join("audio.npy")),
+        s(&data.join("text.npy"))
+    );
+    let out = semid()
+        .args([
+            "--quiet",
+            "eval",
+            "--run",
+            s(&run_dir),
+            "--embeddings",
+            &swapped,
+            "--ids",
+            s(&data.join("ids.txt")),
+            "--out",
+            s(&d.join("eval2")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fitted on the modalities text (")
+            && err.contains("in this order), not audio ("),
+        "{err}"
+    );
     // --levels does not apply to MMQ: a clear error, not a silent no-op.
     let a = args(&["--levels", "3"]);
     let out = semid().args(&a).output().unwrap();
