@@ -26,6 +26,19 @@ pub mod reduce;
 
 use crate::gpu::ShaderSource;
 
+/// Most loop iterations one shader invocation should run in one dispatch.
+///
+/// llvmpipe (lavapipe, the CPU Vulkan driver CI runs on) silently stops an invocation's loops
+/// after 65,535 iterations in all: every loop of the invocation counts, nested or not, and a
+/// loop costs at least one iteration each time it is entered, even when its condition fails at
+/// once. The shader runs on with whatever it had, so a longer loop drops work without any error.
+/// Launchers whose loops grow with the input (a long reduction, a big cluster, a long
+/// segment, many codes or keys) split the work so that no invocation runs more than this many
+/// iterations per dispatch, leaving half of the cap for the kernel's small fixed loops; the
+/// parts accumulate across dispatches in a fixed order. [`matmul::MAX_K_PER_DISPATCH`] is the
+/// same rule for matmul.
+pub const LOOP_BUDGET: usize = 1 << 15;
+
 /// Every shader of the crate, for validation and warm-up.
 pub fn all_shaders() -> Vec<ShaderSource> {
     vec![
