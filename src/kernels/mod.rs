@@ -39,6 +39,19 @@ use crate::gpu::ShaderSource;
 /// same rule for matmul.
 pub const LOOP_BUDGET: usize = 1 << 15;
 
+/// Column windows `[c0, c1)` covering a row of `cols` values, for the row kernels whose 256
+/// invocations per row each walk a 256th of the window `loops` times in one dispatch: a single
+/// window `[0, cols)` while that stays within [`LOOP_BUDGET`] (rows up to 2^23 / `loops`
+/// values), else windows of that many columns, which the launchers walk in order, carrying
+/// the row's running statistics between dispatches.
+pub(crate) fn col_windows(cols: usize, loops: usize) -> Vec<(usize, usize)> {
+    let w = 256 * (LOOP_BUDGET / loops.max(1));
+    (0..cols.max(1))
+        .step_by(w)
+        .map(|c0| (c0, (c0 + w).min(cols)))
+        .collect()
+}
+
 /// Every shader of the crate, for validation and warm-up.
 pub fn all_shaders() -> Vec<ShaderSource> {
     vec![
