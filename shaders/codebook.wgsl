@@ -58,7 +58,8 @@ struct Params {
 
 
 // ---------------------------------------------------------------------------------------------
-// Per-code terms (s, t): one invocation per code row. `rows` codes, `d` dims, `metric`.
+// Per-code terms (s, t): one invocation per code row. `rows` codes, `d` dims, `metric`. (One
+// row per invocation: d loop steps, like one code tile of the search.)
 @group(0) @binding(1) var<storage, read> aux_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> aux_out: array<vec2<f32>>;
 

@@ -399,7 +399,8 @@ fn split(@builtin(local_invocation_id) lid: vec3<u32>) {
 // ---------------------------------------------------------------------------------------------
 // k-means++ seeding.
 // pp_update: mind[i] = min(mind[i], dist(x_i, c[count])) for the rows of the bound chunk (on
-// the first step mind is set). Squared L2, or 1 - cos (zero vectors: 1).
+// the first step mind is set). Squared L2, or 1 - cos (zero vectors: 1). One invocation walks
+// one row: d steps (d / 4 for vec4 rows), within llvmpipe's 65,535 for any embedding width.
 @group(0) @binding(1) var<storage, read> pu_x: array<f32>;
 @group(0) @binding(2) var<storage, read> pu_c: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pu_mind: array<f32>;
