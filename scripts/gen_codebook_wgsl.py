@@ -45,6 +45,14 @@ HEADER = f"""// Fused nearest-code search (squared L2 or cosine) and top-k over 
 // A tile of R x C dot products costs (R + C) loads per step for R*C*4 FMAs, so the CPU entry
 // points use R = C = 32. GPUs use the small tiles.
 //
+// Code ranges: a dispatch compares its queries with the codes [c_begin, c_end) only (a multiple
+// of the tile width apart, but for the end at k). Unless it is the first range, it continues
+// from the running best (or top-k list) that the previous range left in idx and dist, which
+// hold raw distances until the last range clamps them: the codes arrive in increasing index
+// order either way, so the answer and its ties are those of one pass. The launcher splits the
+// codes so that no invocation loops more than llvmpipe allows (65,535 iterations in all; see
+// LOOP_BUDGET in src/kernels/mod.rs).
+//
 // Work layout: the dispatch covers `rows` query rows starting at global row `row0` (x, idx and
 // dist are bound from that row). Queries are grouped in codebooks of `npb` rows (batches); the
 // workgroup `wid = wg.x + wg.y * nwg.x` handles codebook `bfirst + wid / gpb`, block
@@ -64,6 +72,10 @@ struct Params {{
     gpb: u32,     // workgroups per codebook in this dispatch
     topk: u32,    // entries per query (top-k entry points)
     bfirst: u32,  // global index of the first codebook this dispatch handles
+    c_begin: u32, // first code of this dispatch's range (a multiple of the tile width)
+    c_end: u32,   // end of the code range
+    flags: u32,   // bit 0: first range (nothing to continue); bit 1: last range (clamp at 0)
+    _pad: u32,
 }};
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -72,7 +84,8 @@ struct Params {{
 
 AUX = """
 // ---------------------------------------------------------------------------------------------
-// Per-code terms (s, t): one invocation per code row. `rows` codes, `d` dims, `metric`.
+// Per-code terms (s, t): one invocation per code row. `rows` codes, `d` dims, `metric`. (One
+// row per invocation: d loop steps, like one code tile of the search.)
 @group(0) @binding(1) var<storage, read> aux_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> aux_out: array<vec2<f32>>;
 
@@ -214,7 +227,13 @@ def search_entry(name, R, C, WG, v4):
     for r in range(R):
         o.append(f"    var bd{r} = vec4<f32>(INF);")
         o.append(f"    var bi{r} = vec4<u32>(0u);")
-    o.append(f"    for (var c0 = 0u; c0 < p.k; c0 += {C}u) {{")
+    o.append("    if ((p.flags & 1u) == 0u) {")
+    for r in range(R):
+        o.append(f"        if (q0 + {r}u < hi) {{ bd{r}.x = out_dist{s}[q0 + {r}u - p.row0]; "
+                 f"bi{r}.x = out_idx{s}[q0 + {r}u - p.row0]; }}")
+    o.append("    }")
+    o.append("    let last = (p.flags & 2u) != 0u;")
+    o.append(f"    for (var c0 = p.c_begin; c0 < p.c_end; c0 += {C}u) {{")
     o += tile_body(R, C, v4, s)
     o += code_terms(C, s)
     o += query_terms(R)
@@ -225,7 +244,8 @@ def search_entry(name, R, C, WG, v4):
     o.append("    }")
     for r in range(R):
         o.append(f"    if (q0 + {r}u < hi) {{ let w = merge4(bd{r}, bi{r}); "
-                 f"out_idx{s}[q0 + {r}u - p.row0] = w.i; out_dist{s}[q0 + {r}u - p.row0] = max(w.d, 0.0); }}")
+                 f"out_idx{s}[q0 + {r}u - p.row0] = w.i; "
+                 f"out_dist{s}[q0 + {r}u - p.row0] = select(w.d, max(w.d, 0.0), last); }}")
     o.append("}")
     return o
 
@@ -241,9 +261,20 @@ def topk_entry(name, R, C, WG, v4):
     o += prologue(R, WG, v4)
     o.append("    let kk = p.topk;")
     o.append(f"    for (var i = 0u; i < {R * KMAX}u; i++) {{ tl_d[i] = INF; tl_i[i] = 0xffffffffu; }}")
+    o.append("    if ((p.flags & 1u) == 0u) {")
     for r in range(R):
-        o.append(f"    var thr{r} = INF;")
-    o.append(f"    for (var c0 = 0u; c0 < p.k; c0 += {C}u) {{")
+        o.append(f"        if (q0 + {r}u < hi) {{")
+        o.append(f"            let ob = (q0 + {r}u - p.row0) * kk;")
+        o.append("            for (var i = 0u; i < kk; i++) {")
+        o.append(f"                tl_d[{r * KMAX}u + i] = out_dist{s}[ob + i];")
+        o.append(f"                tl_i[{r * KMAX}u + i] = out_idx{s}[ob + i];")
+        o.append("            }")
+        o.append("        }")
+    o.append("    }")
+    o.append("    let last = (p.flags & 2u) != 0u;")
+    for r in range(R):
+        o.append(f"    var thr{r} = tl_d[{r * KMAX}u + kk - 1u];")
+    o.append(f"    for (var c0 = p.c_begin; c0 < p.c_end; c0 += {C}u) {{")
     o += tile_body(R, C, v4, s)
     o += code_terms(C, s)
     o += query_terms(R)
@@ -261,7 +292,8 @@ def topk_entry(name, R, C, WG, v4):
         o.append(f"        let ob = (q0 + {r}u - p.row0) * kk;")
         o.append("        for (var i = 0u; i < kk; i++) {")
         o.append(f"            out_idx{s}[ob + i] = tl_i[{r * KMAX}u + i];")
-        o.append(f"            out_dist{s}[ob + i] = max(tl_d[{r * KMAX}u + i], 0.0);")
+        o.append(f"            let dd = tl_d[{r * KMAX}u + i];")
+        o.append(f"            out_dist{s}[ob + i] = select(dd, max(dd, 0.0), last);")
         o.append("        }")
         o.append("    }")
     o.append("}")

@@ -18,6 +18,13 @@
 // exp(m_old - m_new). No barriers, no workgroup memory. The linear workgroup id is
 // wg.x + wg.y * nwg.x (the launcher folds large counts) = ((b * heads) + h) * blocks + block.
 //
+// Key ranges: a dispatch takes the keys [kbeg, kend) only. Unless it has the first range it
+// continues from the unnormalised accumulator left in `out` and the running max and sum left in
+// `st` (two floats per query row and head); unless it has the last range it leaves them there
+// instead of the normalised output. The launcher splits long sequences so that no invocation
+// loops more than llvmpipe allows (65,535 iterations in all; see LOOP_BUDGET in
+// src/kernels/mod.rs); `st` is a dummy when there is one range.
+//
 // `add_layernorm` (after the attention entry) is the transformer block's residual step:
 // y = layernorm(a + b) · gamma + beta, one row per invocation, barrier-free.
 
@@ -35,9 +42,9 @@ struct Params {
     v_off: u32,
     b0: u32,        // index in `lens` of this dispatch's first sequence
     scale: f32,     // multiplies q·k (usually 1/sqrt(head_dim))
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    kbeg: u32,      // first key of this dispatch's range (a multiple of KT)
+    kend: u32,      // end of the key range
+    flags: u32,     // bit 0: first range (start from nothing); bit 1: last range (normalise)
 };
 
 const WG: u32 = 32u;
@@ -51,6 +58,7 @@ const MAX_DH4: u32 = 32u;   // MAX_DH / 4
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 @group(0) @binding(4) var<storage, read> lens: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> st: array<f32>;
 
 @compute @workgroup_size(32)
 fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -68,8 +76,12 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let len = min(lens[p.b0 + b], p.seq);
     let dh = p.head_dim;
     let ob = row * p.o_rs + h * dh;
+    let first_range = (p.flags & 1u) != 0u;
+    let last_range = (p.flags & 2u) != 0u;
     if (i >= len) {
-        for (var d = 0u; d < dh; d++) { out[ob + d] = 0.0; }
+        if (first_range) {
+            for (var d = 0u; d < dh; d++) { out[ob + d] = 0.0; }
+        }
         return;
     }
 
@@ -77,17 +89,26 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     var acc: array<f32, MAX_DH>;
     var s: array<f32, KT>;
     let qb = row * p.q_rs + p.q_off + h * dh;
+    let si = 2u * (row * p.heads + h);
+    var m = -3.0e38;                // running max of the scores
+    var l = 0.0;                    // running sum of exp(score - m)
+    if (!first_range) {
+        m = st[si];
+        l = st[si + 1u];
+    }
     for (var d = 0u; d < dh; d++) {
         qv[d] = q[qb + d] * p.scale;
         acc[d] = 0.0;
     }
+    if (!first_range) {
+        for (var d = 0u; d < dh; d++) { acc[d] = out[ob + d]; }
+    }
     let first = b * p.seq;          // token row of key 0 of this sequence
     let kh = p.k_off + h * dh;
     let vh = p.v_off + h * dh;
-    var m = -3.0e38;                // running max of the scores
-    var l = 0.0;                    // running sum of exp(score - m)
-    for (var j0 = 0u; j0 < len; j0 += KT) {
-        let n = min(KT, len - j0);
+    let kend = min(p.kend, len);
+    for (var j0 = p.kbeg; j0 < kend; j0 += KT) {
+        let n = min(KT, kend - j0);
         var mt = m;
         for (var u = 0u; u < n; u++) {
             let kb = (first + j0 + u) * p.k_rs + kh;
@@ -107,6 +128,12 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             for (var d = 0u; d < dh; d++) { acc[d] += w * v[vb + d]; }
         }
         m = mt;
+    }
+    if (!last_range) {
+        for (var d = 0u; d < dh; d++) { out[ob + d] = acc[d]; }
+        st[si] = m;
+        st[si + 1u] = l;
+        return;
     }
     let inv = select(0.0, 1.0 / l, l > 0.0);
     for (var d = 0u; d < dh; d++) { out[ob + d] = acc[d] * inv; }
@@ -135,8 +162,12 @@ fn attention_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let len = min(lens[p.b0 + b], p.seq);
     let dh4 = p.head_dim / 4u;
     let ob = (row * p.o_rs + h * p.head_dim) / 4u;
+    let first_range = (p.flags & 1u) != 0u;
+    let last_range = (p.flags & 2u) != 0u;
     if (i >= len) {
-        for (var d = 0u; d < dh4; d++) { out4[ob + d] = vec4(0.0); }
+        if (first_range) {
+            for (var d = 0u; d < dh4; d++) { out4[ob + d] = vec4(0.0); }
+        }
         return;
     }
 
@@ -144,17 +175,26 @@ fn attention_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var acc: array<vec4<f32>, MAX_DH4>;
     var s: array<f32, KT>;
     let qb = (row * p.q_rs + p.q_off + h * p.head_dim) / 4u;
+    let si = 2u * (row * p.heads + h);
+    var m = -3.0e38;
+    var l = 0.0;
+    if (!first_range) {
+        m = st[si];
+        l = st[si + 1u];
+    }
     for (var d = 0u; d < dh4; d++) {
         qv[d] = q4[qb + d] * p.scale;
         acc[d] = vec4(0.0);
     }
+    if (!first_range) {
+        for (var d = 0u; d < dh4; d++) { acc[d] = out4[ob + d]; }
+    }
     let first = b * p.seq;
     let kh = p.k_off + h * p.head_dim;
     let vh = p.v_off + h * p.head_dim;
-    var m = -3.0e38;
-    var l = 0.0;
-    for (var j0 = 0u; j0 < len; j0 += KT) {
-        let n = min(KT, len - j0);
+    let kend = min(p.kend, len);
+    for (var j0 = p.kbeg; j0 < kend; j0 += KT) {
+        let n = min(KT, kend - j0);
         var mt = m;
         for (var u = 0u; u < n; u++) {
             let kb = ((first + j0 + u) * p.k_rs + kh) / 4u;
@@ -174,6 +214,12 @@ fn attention_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             for (var d = 0u; d < dh4; d++) { acc[d] = fma(vec4(w), v4[vb + d], acc[d]); }
         }
         m = mt;
+    }
+    if (!last_range) {
+        for (var d = 0u; d < dh4; d++) { out4[ob + d] = acc[d]; }
+        st[si] = m;
+        st[si + 1u] = l;
+        return;
     }
     let inv = select(0.0, 1.0 / l, l > 0.0);
     for (var d = 0u; d < dh4; d++) { out4[ob + d] = acc[d] * inv; }

@@ -7,6 +7,13 @@
 // `p.n`, a workgroup-uniform test so the barriers stay in uniform control flow); invocation
 // `lid` walks columns lid, lid+256, ... and a fixed shared-memory tree combines the partials,
 // so every result depends only on the shape (bit-identical run after run). No atomics.
+// A row kernel walks the columns [c0, c1) of each row. Short rows run both of its passes (a
+// row sum, then the writes) in one dispatch. Longer rows (llvmpipe stops an invocation after
+// 65,535 loop iterations; see LOOP_BUDGET in src/kernels/mod.rs) run one pass per dispatch over
+// windows of columns, in order: the sum pass adds each window's sum to the row's running one
+// in a state buffer (the norm output for l2_normalize), then the writing pass reads it.
+// Row-kernel flags: bit 0 the sum pass, bit 1 the writing pass, bit 2 the first and bit 3 the
+// last window of the sum pass.
 //
 // Bindings: 0 is the uniform; each entry binds its inputs first (read-only `rN`), then its
 // outputs (`wN`), in the order its launcher in src/kernels/autograd.rs passes them.
@@ -20,6 +27,10 @@ struct Params {
     beta: f32,    // dropout: 1 / (1 - p)
     k0: u32,      // dropout: key words
     k1: u32,
+    c0: u32,      // row kernels: the window of columns [c0, c1) of this dispatch
+    c1: u32,
+    flags: u32,   // row kernels: passes and window position (above)
+    _pad: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,8 +45,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> w2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> w3: array<f32>;
 @group(0) @binding(4) var<storage, read_write> w4: array<f32>;
+@group(0) @binding(5) var<storage, read_write> w5: array<f32>;
 @group(0) @binding(6) var<storage, read_write> w6: array<f32>;
 @group(0) @binding(7) var<storage, read_write> w7: array<f32>;
+@group(0) @binding(8) var<storage, read_write> w8: array<f32>;
 
 // softmax_backward: 0 softmax, 1 log-softmax. layernorm_backward: whether gamma is bound.
 override LOG: u32 = 0u;
@@ -51,6 +64,12 @@ var<workgroup> sh: array<f32, 256>;
 fn flat_id(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.x + wg.y * nwg.x) * WG + lid.x;
 }
+
+// Row-kernel passes (see the top of the file).
+fn sum_pass() -> bool { return (p.flags & 1u) != 0u; }
+fn write_pass() -> bool { return (p.flags & 2u) != 0u; }
+fn first_window() -> bool { return (p.flags & 4u) != 0u; }
+fn last_window() -> bool { return (p.flags & 8u) != 0u; }
 
 // Sum of `v` over the workgroup by a fixed tree. Must be called in uniform control flow; the
 // leading barrier lets the previous call's readers of sh[0] finish first.
@@ -134,7 +153,7 @@ fn fill_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // Softmax backward, per row: dx = y * (dy - Σ dy·y); log-softmax: dx = dy - exp(y) · Σ dy.
-// r1 y (the forward output), r2 dy -> w3 dx.
+// r1 y (the forward output), r2 dy -> w3 dx; w4 the running sum per row (long rows).
 @compute @workgroup_size(256)
 fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -142,16 +161,25 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
-    var acc = 0.0;
-    for (var c = lid; c < p.cols; c += WG) {
-        if (LOG == 1u) {
-            acc += r2[base + c];
-        } else {
-            acc += r2[base + c] * r1[base + c];
+    var s = 0.0;
+    if (sum_pass()) {
+        var acc = 0.0;
+        for (var c = p.c0 + lid; c < p.c1; c += WG) {
+            if (LOG == 1u) {
+                acc += r2[base + c];
+            } else {
+                acc += r2[base + c] * r1[base + c];
+            }
         }
+        s = wg_sum(lid, acc);
+        if (!write_pass()) {
+            if (lid == 0u) { w4[row] = select(w4[row] + s, s, first_window()); }
+            return;
+        }
+    } else {
+        s = w4[row];
     }
-    let s = wg_sum(lid, acc);
-    for (var c = lid; c < p.cols; c += WG) {
+    for (var c = p.c0 + lid; c < p.c1; c += WG) {
         let y = r1[base + c];
         let dy = r2[base + c];
         if (LOG == 1u) {
@@ -165,7 +193,7 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 // Layernorm backward, per row, with xhat = (x - mean) * rstd and g = dy * gamma:
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); also dy * xhat (summed over rows by the
 // launcher for d gamma). r1 x, r2 gamma (a dummy when HAS_GAMMA = 0), r3 mean, r4 rstd, r5 dy
-// -> w6 dx, w7 dy * xhat.
+// -> w6 dx, w7 dy * xhat; w8 the running sums (2 per row, long rows).
 @compute @workgroup_size(256)
 fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -175,19 +203,36 @@ fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     let base = row * p.cols;
     let mean = r3[row];
     let rstd = r4[row];
-    var a = 0.0;
-    var b = 0.0;
-    for (var c = lid; c < p.cols; c += WG) {
-        let xhat = (r1[base + c] - mean) * rstd;
-        var g = r5[base + c];
-        if (HAS_GAMMA == 1u) { g = g * r2[c]; }
-        a += g;
-        b += g * xhat;
-    }
     let n = f32(p.cols);
-    let mg = wg_sum(lid, a) / n;
-    let mgx = wg_sum(lid, b) / n;
-    for (var c = lid; c < p.cols; c += WG) {
+    var mg = 0.0;
+    var mgx = 0.0;
+    if (sum_pass()) {
+        var a = 0.0;
+        var b = 0.0;
+        for (var c = p.c0 + lid; c < p.c1; c += WG) {
+            let xhat = (r1[base + c] - mean) * rstd;
+            var g = r5[base + c];
+            if (HAS_GAMMA == 1u) { g = g * r2[c]; }
+            a += g;
+            b += g * xhat;
+        }
+        let sa = wg_sum(lid, a);
+        let sb = wg_sum(lid, b);
+        if (!write_pass()) {
+            if (lid == 0u) {
+                let first = first_window();
+                w8[2u * row] = select(w8[2u * row] + sa, sa, first);
+                w8[2u * row + 1u] = select(w8[2u * row + 1u] + sb, sb, first);
+            }
+            return;
+        }
+        mg = sa / n;
+        mgx = sb / n;
+    } else {
+        mg = w8[2u * row] / n;
+        mgx = w8[2u * row + 1u] / n;
+    }
+    for (var c = p.c0 + lid; c < p.c1; c += WG) {
         let xhat = (r1[base + c] - mean) * rstd;
         let dy = r5[base + c];
         var g = dy;
@@ -198,7 +243,8 @@ fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
 }
 
 // Row L2-normalisation: y = x / max(‖x‖, eps) (PyTorch's F.normalize), eps = alpha.
-// r1 x -> w2 y, w3 ‖x‖ (one per row, unclamped).
+// r1 x -> w2 y, w3 ‖x‖ (one per row, unclamped; for long rows the running Σ x² until the last
+// window of the sum pass takes its root).
 @compute @workgroup_size(256)
 fn l2_normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -206,23 +252,38 @@ fn l2_normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
-    var acc = 0.0;
-    for (var c = lid; c < p.cols; c += WG) {
-        let v = r1[base + c];
-        acc += v * v;
+    var nrm = 0.0;
+    if (sum_pass()) {
+        var acc = 0.0;
+        for (var c = p.c0 + lid; c < p.c1; c += WG) {
+            let v = r1[base + c];
+            acc += v * v;
+        }
+        let ss = wg_sum(lid, acc);
+        if (!write_pass()) {
+            if (lid == 0u) {
+                var t = select(w3[row] + ss, ss, first_window());
+                if (last_window()) { t = sqrt(t); }
+                w3[row] = t;
+            }
+            return;
+        }
+        nrm = sqrt(ss);
+        if (lid == 0u) {
+            w3[row] = nrm;
+        }
+    } else {
+        nrm = w3[row];
     }
-    let nrm = sqrt(wg_sum(lid, acc));
     let d = max(nrm, p.alpha);
-    for (var c = lid; c < p.cols; c += WG) {
+    for (var c = p.c0 + lid; c < p.c1; c += WG) {
         w2[base + c] = r1[base + c] / d;
-    }
-    if (lid == 0u) {
-        w3[row] = nrm;
     }
 }
 
 // Backward of l2_normalize: with d = max(‖x‖, eps), dx = (dy - y · Σ dy·y) / d when ‖x‖ > eps,
-// else dy / eps (the denominator is the constant eps there). r1 y, r2 ‖x‖, r3 dy -> w4 dx.
+// else dy / eps (the denominator is the constant eps there). r1 y, r2 ‖x‖, r3 dy -> w4 dx;
+// w5 the running sum per row (long rows).
 @compute @workgroup_size(256)
 fn l2_normalize_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -230,15 +291,24 @@ fn l2_normalize_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
-    var acc = 0.0;
-    for (var c = lid; c < p.cols; c += WG) {
-        acc += r3[base + c] * r1[base + c];
+    var s = 0.0;
+    if (sum_pass()) {
+        var acc = 0.0;
+        for (var c = p.c0 + lid; c < p.c1; c += WG) {
+            acc += r3[base + c] * r1[base + c];
+        }
+        s = wg_sum(lid, acc);
+        if (!write_pass()) {
+            if (lid == 0u) { w5[row] = select(w5[row] + s, s, first_window()); }
+            return;
+        }
+    } else {
+        s = w5[row];
     }
-    let s = wg_sum(lid, acc);
     let nrm = r2[row];
     let d = max(nrm, p.alpha);
     let proj = select(0.0, s, nrm > p.alpha);
-    for (var c = lid; c < p.cols; c += WG) {
+    for (var c = p.c0 + lid; c < p.c1; c += WG) {
         w4[base + c] = (r3[base + c] - r1[base + c] * proj) / d;
     }
 }

@@ -20,6 +20,14 @@
 // A tile of R x C dot products costs (R + C) loads per step for R*C*4 FMAs, so the CPU entry
 // points use R = C = 32. GPUs use the small tiles.
 //
+// Code ranges: a dispatch compares its queries with the codes [c_begin, c_end) only (a multiple
+// of the tile width apart, but for the end at k). Unless it is the first range, it continues
+// from the running best (or top-k list) that the previous range left in idx and dist, which
+// hold raw distances until the last range clamps them: the codes arrive in increasing index
+// order either way, so the answer and its ties are those of one pass. The launcher splits the
+// codes so that no invocation loops more than llvmpipe allows (65,535 iterations in all; see
+// LOOP_BUDGET in src/kernels/mod.rs).
+//
 // Work layout: the dispatch covers `rows` query rows starting at global row `row0` (x, idx and
 // dist are bound from that row). Queries are grouped in codebooks of `npb` rows (batches); the
 // workgroup `wid = wg.x + wg.y * nwg.x` handles codebook `bfirst + wid / gpb`, block
@@ -39,6 +47,10 @@ struct Params {
     gpb: u32,     // workgroups per codebook in this dispatch
     topk: u32,    // entries per query (top-k entry points)
     bfirst: u32,  // global index of the first codebook this dispatch handles
+    c_begin: u32, // first code of this dispatch's range (a multiple of the tile width)
+    c_end: u32,   // end of the code range
+    flags: u32,   // bit 0: first range (nothing to continue); bit 1: last range (clamp at 0)
+    _pad: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,7 +58,8 @@ struct Params {
 
 
 // ---------------------------------------------------------------------------------------------
-// Per-code terms (s, t): one invocation per code row. `rows` codes, `d` dims, `metric`.
+// Per-code terms (s, t): one invocation per code row. `rows` codes, `d` dims, `metric`. (One
+// row per invocation: d loop steps, like one code tile of the search.)
 @group(0) @binding(1) var<storage, read> aux_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> aux_out: array<vec2<f32>>;
 
@@ -240,7 +253,42 @@ fn nearest_wide_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     var bi30 = vec4<u32>(0u);
     var bd31 = vec4<f32>(INF);
     var bi31 = vec4<u32>(0u);
-    for (var c0 = 0u; c0 < p.k; c0 += 32u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) { bd0.x = out_dist4[q0 + 0u - p.row0]; bi0.x = out_idx4[q0 + 0u - p.row0]; }
+        if (q0 + 1u < hi) { bd1.x = out_dist4[q0 + 1u - p.row0]; bi1.x = out_idx4[q0 + 1u - p.row0]; }
+        if (q0 + 2u < hi) { bd2.x = out_dist4[q0 + 2u - p.row0]; bi2.x = out_idx4[q0 + 2u - p.row0]; }
+        if (q0 + 3u < hi) { bd3.x = out_dist4[q0 + 3u - p.row0]; bi3.x = out_idx4[q0 + 3u - p.row0]; }
+        if (q0 + 4u < hi) { bd4.x = out_dist4[q0 + 4u - p.row0]; bi4.x = out_idx4[q0 + 4u - p.row0]; }
+        if (q0 + 5u < hi) { bd5.x = out_dist4[q0 + 5u - p.row0]; bi5.x = out_idx4[q0 + 5u - p.row0]; }
+        if (q0 + 6u < hi) { bd6.x = out_dist4[q0 + 6u - p.row0]; bi6.x = out_idx4[q0 + 6u - p.row0]; }
+        if (q0 + 7u < hi) { bd7.x = out_dist4[q0 + 7u - p.row0]; bi7.x = out_idx4[q0 + 7u - p.row0]; }
+        if (q0 + 8u < hi) { bd8.x = out_dist4[q0 + 8u - p.row0]; bi8.x = out_idx4[q0 + 8u - p.row0]; }
+        if (q0 + 9u < hi) { bd9.x = out_dist4[q0 + 9u - p.row0]; bi9.x = out_idx4[q0 + 9u - p.row0]; }
+        if (q0 + 10u < hi) { bd10.x = out_dist4[q0 + 10u - p.row0]; bi10.x = out_idx4[q0 + 10u - p.row0]; }
+        if (q0 + 11u < hi) { bd11.x = out_dist4[q0 + 11u - p.row0]; bi11.x = out_idx4[q0 + 11u - p.row0]; }
+        if (q0 + 12u < hi) { bd12.x = out_dist4[q0 + 12u - p.row0]; bi12.x = out_idx4[q0 + 12u - p.row0]; }
+        if (q0 + 13u < hi) { bd13.x = out_dist4[q0 + 13u - p.row0]; bi13.x = out_idx4[q0 + 13u - p.row0]; }
+        if (q0 + 14u < hi) { bd14.x = out_dist4[q0 + 14u - p.row0]; bi14.x = out_idx4[q0 + 14u - p.row0]; }
+        if (q0 + 15u < hi) { bd15.x = out_dist4[q0 + 15u - p.row0]; bi15.x = out_idx4[q0 + 15u - p.row0]; }
+        if (q0 + 16u < hi) { bd16.x = out_dist4[q0 + 16u - p.row0]; bi16.x = out_idx4[q0 + 16u - p.row0]; }
+        if (q0 + 17u < hi) { bd17.x = out_dist4[q0 + 17u - p.row0]; bi17.x = out_idx4[q0 + 17u - p.row0]; }
+        if (q0 + 18u < hi) { bd18.x = out_dist4[q0 + 18u - p.row0]; bi18.x = out_idx4[q0 + 18u - p.row0]; }
+        if (q0 + 19u < hi) { bd19.x = out_dist4[q0 + 19u - p.row0]; bi19.x = out_idx4[q0 + 19u - p.row0]; }
+        if (q0 + 20u < hi) { bd20.x = out_dist4[q0 + 20u - p.row0]; bi20.x = out_idx4[q0 + 20u - p.row0]; }
+        if (q0 + 21u < hi) { bd21.x = out_dist4[q0 + 21u - p.row0]; bi21.x = out_idx4[q0 + 21u - p.row0]; }
+        if (q0 + 22u < hi) { bd22.x = out_dist4[q0 + 22u - p.row0]; bi22.x = out_idx4[q0 + 22u - p.row0]; }
+        if (q0 + 23u < hi) { bd23.x = out_dist4[q0 + 23u - p.row0]; bi23.x = out_idx4[q0 + 23u - p.row0]; }
+        if (q0 + 24u < hi) { bd24.x = out_dist4[q0 + 24u - p.row0]; bi24.x = out_idx4[q0 + 24u - p.row0]; }
+        if (q0 + 25u < hi) { bd25.x = out_dist4[q0 + 25u - p.row0]; bi25.x = out_idx4[q0 + 25u - p.row0]; }
+        if (q0 + 26u < hi) { bd26.x = out_dist4[q0 + 26u - p.row0]; bi26.x = out_idx4[q0 + 26u - p.row0]; }
+        if (q0 + 27u < hi) { bd27.x = out_dist4[q0 + 27u - p.row0]; bi27.x = out_idx4[q0 + 27u - p.row0]; }
+        if (q0 + 28u < hi) { bd28.x = out_dist4[q0 + 28u - p.row0]; bi28.x = out_idx4[q0 + 28u - p.row0]; }
+        if (q0 + 29u < hi) { bd29.x = out_dist4[q0 + 29u - p.row0]; bi29.x = out_idx4[q0 + 29u - p.row0]; }
+        if (q0 + 30u < hi) { bd30.x = out_dist4[q0 + 30u - p.row0]; bi30.x = out_idx4[q0 + 30u - p.row0]; }
+        if (q0 + 31u < hi) { bd31.x = out_dist4[q0 + 31u - p.row0]; bi31.x = out_idx4[q0 + 31u - p.row0]; }
+    }
+    let last = (p.flags & 2u) != 0u;
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 32u) {
         var a0_0 = vec4<f32>(0.0);
         var a0_1 = vec4<f32>(0.0);
         var a0_2 = vec4<f32>(0.0);
@@ -1292,38 +1340,38 @@ fn nearest_wide_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         { let dd = u31 + t6 + a31_6 * (v31 * s6); let m = dd < bd31; bd31 = select(bd31, dd, m); bi31 = select(bi31, id6, m); }
         { let dd = u31 + t7 + a31_7 * (v31 * s7); let m = dd < bd31; bd31 = select(bd31, dd, m); bi31 = select(bi31, id7, m); }
     }
-    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idx4[q0 + 0u - p.row0] = w.i; out_dist4[q0 + 0u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idx4[q0 + 1u - p.row0] = w.i; out_dist4[q0 + 1u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idx4[q0 + 2u - p.row0] = w.i; out_dist4[q0 + 2u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idx4[q0 + 3u - p.row0] = w.i; out_dist4[q0 + 3u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 4u < hi) { let w = merge4(bd4, bi4); out_idx4[q0 + 4u - p.row0] = w.i; out_dist4[q0 + 4u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 5u < hi) { let w = merge4(bd5, bi5); out_idx4[q0 + 5u - p.row0] = w.i; out_dist4[q0 + 5u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 6u < hi) { let w = merge4(bd6, bi6); out_idx4[q0 + 6u - p.row0] = w.i; out_dist4[q0 + 6u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 7u < hi) { let w = merge4(bd7, bi7); out_idx4[q0 + 7u - p.row0] = w.i; out_dist4[q0 + 7u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 8u < hi) { let w = merge4(bd8, bi8); out_idx4[q0 + 8u - p.row0] = w.i; out_dist4[q0 + 8u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 9u < hi) { let w = merge4(bd9, bi9); out_idx4[q0 + 9u - p.row0] = w.i; out_dist4[q0 + 9u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 10u < hi) { let w = merge4(bd10, bi10); out_idx4[q0 + 10u - p.row0] = w.i; out_dist4[q0 + 10u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 11u < hi) { let w = merge4(bd11, bi11); out_idx4[q0 + 11u - p.row0] = w.i; out_dist4[q0 + 11u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 12u < hi) { let w = merge4(bd12, bi12); out_idx4[q0 + 12u - p.row0] = w.i; out_dist4[q0 + 12u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 13u < hi) { let w = merge4(bd13, bi13); out_idx4[q0 + 13u - p.row0] = w.i; out_dist4[q0 + 13u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 14u < hi) { let w = merge4(bd14, bi14); out_idx4[q0 + 14u - p.row0] = w.i; out_dist4[q0 + 14u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 15u < hi) { let w = merge4(bd15, bi15); out_idx4[q0 + 15u - p.row0] = w.i; out_dist4[q0 + 15u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 16u < hi) { let w = merge4(bd16, bi16); out_idx4[q0 + 16u - p.row0] = w.i; out_dist4[q0 + 16u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 17u < hi) { let w = merge4(bd17, bi17); out_idx4[q0 + 17u - p.row0] = w.i; out_dist4[q0 + 17u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 18u < hi) { let w = merge4(bd18, bi18); out_idx4[q0 + 18u - p.row0] = w.i; out_dist4[q0 + 18u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 19u < hi) { let w = merge4(bd19, bi19); out_idx4[q0 + 19u - p.row0] = w.i; out_dist4[q0 + 19u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 20u < hi) { let w = merge4(bd20, bi20); out_idx4[q0 + 20u - p.row0] = w.i; out_dist4[q0 + 20u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 21u < hi) { let w = merge4(bd21, bi21); out_idx4[q0 + 21u - p.row0] = w.i; out_dist4[q0 + 21u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 22u < hi) { let w = merge4(bd22, bi22); out_idx4[q0 + 22u - p.row0] = w.i; out_dist4[q0 + 22u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 23u < hi) { let w = merge4(bd23, bi23); out_idx4[q0 + 23u - p.row0] = w.i; out_dist4[q0 + 23u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 24u < hi) { let w = merge4(bd24, bi24); out_idx4[q0 + 24u - p.row0] = w.i; out_dist4[q0 + 24u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 25u < hi) { let w = merge4(bd25, bi25); out_idx4[q0 + 25u - p.row0] = w.i; out_dist4[q0 + 25u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 26u < hi) { let w = merge4(bd26, bi26); out_idx4[q0 + 26u - p.row0] = w.i; out_dist4[q0 + 26u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 27u < hi) { let w = merge4(bd27, bi27); out_idx4[q0 + 27u - p.row0] = w.i; out_dist4[q0 + 27u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 28u < hi) { let w = merge4(bd28, bi28); out_idx4[q0 + 28u - p.row0] = w.i; out_dist4[q0 + 28u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 29u < hi) { let w = merge4(bd29, bi29); out_idx4[q0 + 29u - p.row0] = w.i; out_dist4[q0 + 29u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 30u < hi) { let w = merge4(bd30, bi30); out_idx4[q0 + 30u - p.row0] = w.i; out_dist4[q0 + 30u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 31u < hi) { let w = merge4(bd31, bi31); out_idx4[q0 + 31u - p.row0] = w.i; out_dist4[q0 + 31u - p.row0] = max(w.d, 0.0); }
+    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idx4[q0 + 0u - p.row0] = w.i; out_dist4[q0 + 0u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idx4[q0 + 1u - p.row0] = w.i; out_dist4[q0 + 1u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idx4[q0 + 2u - p.row0] = w.i; out_dist4[q0 + 2u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idx4[q0 + 3u - p.row0] = w.i; out_dist4[q0 + 3u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 4u < hi) { let w = merge4(bd4, bi4); out_idx4[q0 + 4u - p.row0] = w.i; out_dist4[q0 + 4u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 5u < hi) { let w = merge4(bd5, bi5); out_idx4[q0 + 5u - p.row0] = w.i; out_dist4[q0 + 5u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 6u < hi) { let w = merge4(bd6, bi6); out_idx4[q0 + 6u - p.row0] = w.i; out_dist4[q0 + 6u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 7u < hi) { let w = merge4(bd7, bi7); out_idx4[q0 + 7u - p.row0] = w.i; out_dist4[q0 + 7u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 8u < hi) { let w = merge4(bd8, bi8); out_idx4[q0 + 8u - p.row0] = w.i; out_dist4[q0 + 8u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 9u < hi) { let w = merge4(bd9, bi9); out_idx4[q0 + 9u - p.row0] = w.i; out_dist4[q0 + 9u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 10u < hi) { let w = merge4(bd10, bi10); out_idx4[q0 + 10u - p.row0] = w.i; out_dist4[q0 + 10u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 11u < hi) { let w = merge4(bd11, bi11); out_idx4[q0 + 11u - p.row0] = w.i; out_dist4[q0 + 11u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 12u < hi) { let w = merge4(bd12, bi12); out_idx4[q0 + 12u - p.row0] = w.i; out_dist4[q0 + 12u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 13u < hi) { let w = merge4(bd13, bi13); out_idx4[q0 + 13u - p.row0] = w.i; out_dist4[q0 + 13u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 14u < hi) { let w = merge4(bd14, bi14); out_idx4[q0 + 14u - p.row0] = w.i; out_dist4[q0 + 14u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 15u < hi) { let w = merge4(bd15, bi15); out_idx4[q0 + 15u - p.row0] = w.i; out_dist4[q0 + 15u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 16u < hi) { let w = merge4(bd16, bi16); out_idx4[q0 + 16u - p.row0] = w.i; out_dist4[q0 + 16u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 17u < hi) { let w = merge4(bd17, bi17); out_idx4[q0 + 17u - p.row0] = w.i; out_dist4[q0 + 17u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 18u < hi) { let w = merge4(bd18, bi18); out_idx4[q0 + 18u - p.row0] = w.i; out_dist4[q0 + 18u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 19u < hi) { let w = merge4(bd19, bi19); out_idx4[q0 + 19u - p.row0] = w.i; out_dist4[q0 + 19u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 20u < hi) { let w = merge4(bd20, bi20); out_idx4[q0 + 20u - p.row0] = w.i; out_dist4[q0 + 20u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 21u < hi) { let w = merge4(bd21, bi21); out_idx4[q0 + 21u - p.row0] = w.i; out_dist4[q0 + 21u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 22u < hi) { let w = merge4(bd22, bi22); out_idx4[q0 + 22u - p.row0] = w.i; out_dist4[q0 + 22u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 23u < hi) { let w = merge4(bd23, bi23); out_idx4[q0 + 23u - p.row0] = w.i; out_dist4[q0 + 23u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 24u < hi) { let w = merge4(bd24, bi24); out_idx4[q0 + 24u - p.row0] = w.i; out_dist4[q0 + 24u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 25u < hi) { let w = merge4(bd25, bi25); out_idx4[q0 + 25u - p.row0] = w.i; out_dist4[q0 + 25u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 26u < hi) { let w = merge4(bd26, bi26); out_idx4[q0 + 26u - p.row0] = w.i; out_dist4[q0 + 26u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 27u < hi) { let w = merge4(bd27, bi27); out_idx4[q0 + 27u - p.row0] = w.i; out_dist4[q0 + 27u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 28u < hi) { let w = merge4(bd28, bi28); out_idx4[q0 + 28u - p.row0] = w.i; out_dist4[q0 + 28u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 29u < hi) { let w = merge4(bd29, bi29); out_idx4[q0 + 29u - p.row0] = w.i; out_dist4[q0 + 29u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 30u < hi) { let w = merge4(bd30, bi30); out_idx4[q0 + 30u - p.row0] = w.i; out_dist4[q0 + 30u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 31u < hi) { let w = merge4(bd31, bi31); out_idx4[q0 + 31u - p.row0] = w.i; out_dist4[q0 + 31u - p.row0] = select(w.d, max(w.d, 0.0), last); }
 }
 
 // medium: 4 queries x 8 codes per invocation, 64 invocations per workgroup.
@@ -1355,7 +1403,14 @@ fn nearest_medium_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     var bi2 = vec4<u32>(0u);
     var bd3 = vec4<f32>(INF);
     var bi3 = vec4<u32>(0u);
-    for (var c0 = 0u; c0 < p.k; c0 += 8u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) { bd0.x = out_dist4[q0 + 0u - p.row0]; bi0.x = out_idx4[q0 + 0u - p.row0]; }
+        if (q0 + 1u < hi) { bd1.x = out_dist4[q0 + 1u - p.row0]; bi1.x = out_idx4[q0 + 1u - p.row0]; }
+        if (q0 + 2u < hi) { bd2.x = out_dist4[q0 + 2u - p.row0]; bi2.x = out_idx4[q0 + 2u - p.row0]; }
+        if (q0 + 3u < hi) { bd3.x = out_dist4[q0 + 3u - p.row0]; bi3.x = out_idx4[q0 + 3u - p.row0]; }
+    }
+    let last = (p.flags & 2u) != 0u;
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 8u) {
         var a0_0 = vec4<f32>(0.0);
         var a0_1 = vec4<f32>(0.0);
         var a1_0 = vec4<f32>(0.0);
@@ -1433,10 +1488,10 @@ fn nearest_medium_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
         { let dd = u3 + t0 + a3_0 * (v3 * s0); let m = dd < bd3; bd3 = select(bd3, dd, m); bi3 = select(bi3, id0, m); }
         { let dd = u3 + t1 + a3_1 * (v3 * s1); let m = dd < bd3; bd3 = select(bd3, dd, m); bi3 = select(bi3, id1, m); }
     }
-    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idx4[q0 + 0u - p.row0] = w.i; out_dist4[q0 + 0u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idx4[q0 + 1u - p.row0] = w.i; out_dist4[q0 + 1u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idx4[q0 + 2u - p.row0] = w.i; out_dist4[q0 + 2u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idx4[q0 + 3u - p.row0] = w.i; out_dist4[q0 + 3u - p.row0] = max(w.d, 0.0); }
+    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idx4[q0 + 0u - p.row0] = w.i; out_dist4[q0 + 0u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idx4[q0 + 1u - p.row0] = w.i; out_dist4[q0 + 1u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idx4[q0 + 2u - p.row0] = w.i; out_dist4[q0 + 2u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idx4[q0 + 3u - p.row0] = w.i; out_dist4[q0 + 3u - p.row0] = select(w.d, max(w.d, 0.0), last); }
 }
 
 // small: 1 queries x 4 codes per invocation, 64 invocations per workgroup.
@@ -1459,7 +1514,11 @@ fn nearest_small_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let xb0 = (min(q0 + 0u, hi - 1u) - p.row0) * dv;
     var bd0 = vec4<f32>(INF);
     var bi0 = vec4<u32>(0u);
-    for (var c0 = 0u; c0 < p.k; c0 += 4u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) { bd0.x = out_dist4[q0 + 0u - p.row0]; bi0.x = out_idx4[q0 + 0u - p.row0]; }
+    }
+    let last = (p.flags & 2u) != 0u;
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 4u) {
         var a0_0 = vec4<f32>(0.0);
         var xx0 = 0.0;
         let cb0 = cbase + min(c0 + 0u, p.k - 1u) * dv;
@@ -1486,7 +1545,7 @@ fn nearest_small_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         let v0 = select(-2.0, select(0.0, -1.0 / sqrt(xx0), xx0 > 0.0), cos);
         { let dd = u0 + t0 + a0_0 * (v0 * s0); let m = dd < bd0; bd0 = select(bd0, dd, m); bi0 = select(bi0, id0, m); }
     }
-    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idx4[q0 + 0u - p.row0] = w.i; out_dist4[q0 + 0u - p.row0] = max(w.d, 0.0); }
+    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idx4[q0 + 0u - p.row0] = w.i; out_dist4[q0 + 0u - p.row0] = select(w.d, max(w.d, 0.0), last); }
 }
 
 // topk: 4 queries x 8 codes per invocation, 32 invocations per workgroup, lists of up to 64.
@@ -1512,11 +1571,42 @@ fn topk_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let xb3 = (min(q0 + 3u, hi - 1u) - p.row0) * dv;
     let kk = p.topk;
     for (var i = 0u; i < 256u; i++) { tl_d[i] = INF; tl_i[i] = 0xffffffffu; }
-    var thr0 = INF;
-    var thr1 = INF;
-    var thr2 = INF;
-    var thr3 = INF;
-    for (var c0 = 0u; c0 < p.k; c0 += 8u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) {
+            let ob = (q0 + 0u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[0u + i] = out_dist4[ob + i];
+                tl_i[0u + i] = out_idx4[ob + i];
+            }
+        }
+        if (q0 + 1u < hi) {
+            let ob = (q0 + 1u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[64u + i] = out_dist4[ob + i];
+                tl_i[64u + i] = out_idx4[ob + i];
+            }
+        }
+        if (q0 + 2u < hi) {
+            let ob = (q0 + 2u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[128u + i] = out_dist4[ob + i];
+                tl_i[128u + i] = out_idx4[ob + i];
+            }
+        }
+        if (q0 + 3u < hi) {
+            let ob = (q0 + 3u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[192u + i] = out_dist4[ob + i];
+                tl_i[192u + i] = out_idx4[ob + i];
+            }
+        }
+    }
+    let last = (p.flags & 2u) != 0u;
+    var thr0 = tl_d[0u + kk - 1u];
+    var thr1 = tl_d[64u + kk - 1u];
+    var thr2 = tl_d[128u + kk - 1u];
+    var thr3 = tl_d[192u + kk - 1u];
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 8u) {
         var a0_0 = vec4<f32>(0.0);
         var a0_1 = vec4<f32>(0.0);
         var a1_0 = vec4<f32>(0.0);
@@ -1638,28 +1728,32 @@ fn topk_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         let ob = (q0 + 0u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idx4[ob + i] = tl_i[0u + i];
-            out_dist4[ob + i] = max(tl_d[0u + i], 0.0);
+            let dd = tl_d[0u + i];
+            out_dist4[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
     if (q0 + 1u < hi) {
         let ob = (q0 + 1u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idx4[ob + i] = tl_i[64u + i];
-            out_dist4[ob + i] = max(tl_d[64u + i], 0.0);
+            let dd = tl_d[64u + i];
+            out_dist4[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
     if (q0 + 2u < hi) {
         let ob = (q0 + 2u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idx4[ob + i] = tl_i[128u + i];
-            out_dist4[ob + i] = max(tl_d[128u + i], 0.0);
+            let dd = tl_d[128u + i];
+            out_dist4[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
     if (q0 + 3u < hi) {
         let ob = (q0 + 3u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idx4[ob + i] = tl_i[192u + i];
-            out_dist4[ob + i] = max(tl_d[192u + i], 0.0);
+            let dd = tl_d[192u + i];
+            out_dist4[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
 }
@@ -1786,7 +1880,42 @@ fn nearest_wide_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     var bi30 = vec4<u32>(0u);
     var bd31 = vec4<f32>(INF);
     var bi31 = vec4<u32>(0u);
-    for (var c0 = 0u; c0 < p.k; c0 += 32u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) { bd0.x = out_dists[q0 + 0u - p.row0]; bi0.x = out_idxs[q0 + 0u - p.row0]; }
+        if (q0 + 1u < hi) { bd1.x = out_dists[q0 + 1u - p.row0]; bi1.x = out_idxs[q0 + 1u - p.row0]; }
+        if (q0 + 2u < hi) { bd2.x = out_dists[q0 + 2u - p.row0]; bi2.x = out_idxs[q0 + 2u - p.row0]; }
+        if (q0 + 3u < hi) { bd3.x = out_dists[q0 + 3u - p.row0]; bi3.x = out_idxs[q0 + 3u - p.row0]; }
+        if (q0 + 4u < hi) { bd4.x = out_dists[q0 + 4u - p.row0]; bi4.x = out_idxs[q0 + 4u - p.row0]; }
+        if (q0 + 5u < hi) { bd5.x = out_dists[q0 + 5u - p.row0]; bi5.x = out_idxs[q0 + 5u - p.row0]; }
+        if (q0 + 6u < hi) { bd6.x = out_dists[q0 + 6u - p.row0]; bi6.x = out_idxs[q0 + 6u - p.row0]; }
+        if (q0 + 7u < hi) { bd7.x = out_dists[q0 + 7u - p.row0]; bi7.x = out_idxs[q0 + 7u - p.row0]; }
+        if (q0 + 8u < hi) { bd8.x = out_dists[q0 + 8u - p.row0]; bi8.x = out_idxs[q0 + 8u - p.row0]; }
+        if (q0 + 9u < hi) { bd9.x = out_dists[q0 + 9u - p.row0]; bi9.x = out_idxs[q0 + 9u - p.row0]; }
+        if (q0 + 10u < hi) { bd10.x = out_dists[q0 + 10u - p.row0]; bi10.x = out_idxs[q0 + 10u - p.row0]; }
+        if (q0 + 11u < hi) { bd11.x = out_dists[q0 + 11u - p.row0]; bi11.x = out_idxs[q0 + 11u - p.row0]; }
+        if (q0 + 12u < hi) { bd12.x = out_dists[q0 + 12u - p.row0]; bi12.x = out_idxs[q0 + 12u - p.row0]; }
+        if (q0 + 13u < hi) { bd13.x = out_dists[q0 + 13u - p.row0]; bi13.x = out_idxs[q0 + 13u - p.row0]; }
+        if (q0 + 14u < hi) { bd14.x = out_dists[q0 + 14u - p.row0]; bi14.x = out_idxs[q0 + 14u - p.row0]; }
+        if (q0 + 15u < hi) { bd15.x = out_dists[q0 + 15u - p.row0]; bi15.x = out_idxs[q0 + 15u - p.row0]; }
+        if (q0 + 16u < hi) { bd16.x = out_dists[q0 + 16u - p.row0]; bi16.x = out_idxs[q0 + 16u - p.row0]; }
+        if (q0 + 17u < hi) { bd17.x = out_dists[q0 + 17u - p.row0]; bi17.x = out_idxs[q0 + 17u - p.row0]; }
+        if (q0 + 18u < hi) { bd18.x = out_dists[q0 + 18u - p.row0]; bi18.x = out_idxs[q0 + 18u - p.row0]; }
+        if (q0 + 19u < hi) { bd19.x = out_dists[q0 + 19u - p.row0]; bi19.x = out_idxs[q0 + 19u - p.row0]; }
+        if (q0 + 20u < hi) { bd20.x = out_dists[q0 + 20u - p.row0]; bi20.x = out_idxs[q0 + 20u - p.row0]; }
+        if (q0 + 21u < hi) { bd21.x = out_dists[q0 + 21u - p.row0]; bi21.x = out_idxs[q0 + 21u - p.row0]; }
+        if (q0 + 22u < hi) { bd22.x = out_dists[q0 + 22u - p.row0]; bi22.x = out_idxs[q0 + 22u - p.row0]; }
+        if (q0 + 23u < hi) { bd23.x = out_dists[q0 + 23u - p.row0]; bi23.x = out_idxs[q0 + 23u - p.row0]; }
+        if (q0 + 24u < hi) { bd24.x = out_dists[q0 + 24u - p.row0]; bi24.x = out_idxs[q0 + 24u - p.row0]; }
+        if (q0 + 25u < hi) { bd25.x = out_dists[q0 + 25u - p.row0]; bi25.x = out_idxs[q0 + 25u - p.row0]; }
+        if (q0 + 26u < hi) { bd26.x = out_dists[q0 + 26u - p.row0]; bi26.x = out_idxs[q0 + 26u - p.row0]; }
+        if (q0 + 27u < hi) { bd27.x = out_dists[q0 + 27u - p.row0]; bi27.x = out_idxs[q0 + 27u - p.row0]; }
+        if (q0 + 28u < hi) { bd28.x = out_dists[q0 + 28u - p.row0]; bi28.x = out_idxs[q0 + 28u - p.row0]; }
+        if (q0 + 29u < hi) { bd29.x = out_dists[q0 + 29u - p.row0]; bi29.x = out_idxs[q0 + 29u - p.row0]; }
+        if (q0 + 30u < hi) { bd30.x = out_dists[q0 + 30u - p.row0]; bi30.x = out_idxs[q0 + 30u - p.row0]; }
+        if (q0 + 31u < hi) { bd31.x = out_dists[q0 + 31u - p.row0]; bi31.x = out_idxs[q0 + 31u - p.row0]; }
+    }
+    let last = (p.flags & 2u) != 0u;
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 32u) {
         var a0_0 = vec4<f32>(0.0);
         var a0_1 = vec4<f32>(0.0);
         var a0_2 = vec4<f32>(0.0);
@@ -2838,38 +2967,38 @@ fn nearest_wide_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         { let dd = u31 + t6 + a31_6 * (v31 * s6); let m = dd < bd31; bd31 = select(bd31, dd, m); bi31 = select(bi31, id6, m); }
         { let dd = u31 + t7 + a31_7 * (v31 * s7); let m = dd < bd31; bd31 = select(bd31, dd, m); bi31 = select(bi31, id7, m); }
     }
-    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idxs[q0 + 0u - p.row0] = w.i; out_dists[q0 + 0u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idxs[q0 + 1u - p.row0] = w.i; out_dists[q0 + 1u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idxs[q0 + 2u - p.row0] = w.i; out_dists[q0 + 2u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idxs[q0 + 3u - p.row0] = w.i; out_dists[q0 + 3u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 4u < hi) { let w = merge4(bd4, bi4); out_idxs[q0 + 4u - p.row0] = w.i; out_dists[q0 + 4u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 5u < hi) { let w = merge4(bd5, bi5); out_idxs[q0 + 5u - p.row0] = w.i; out_dists[q0 + 5u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 6u < hi) { let w = merge4(bd6, bi6); out_idxs[q0 + 6u - p.row0] = w.i; out_dists[q0 + 6u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 7u < hi) { let w = merge4(bd7, bi7); out_idxs[q0 + 7u - p.row0] = w.i; out_dists[q0 + 7u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 8u < hi) { let w = merge4(bd8, bi8); out_idxs[q0 + 8u - p.row0] = w.i; out_dists[q0 + 8u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 9u < hi) { let w = merge4(bd9, bi9); out_idxs[q0 + 9u - p.row0] = w.i; out_dists[q0 + 9u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 10u < hi) { let w = merge4(bd10, bi10); out_idxs[q0 + 10u - p.row0] = w.i; out_dists[q0 + 10u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 11u < hi) { let w = merge4(bd11, bi11); out_idxs[q0 + 11u - p.row0] = w.i; out_dists[q0 + 11u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 12u < hi) { let w = merge4(bd12, bi12); out_idxs[q0 + 12u - p.row0] = w.i; out_dists[q0 + 12u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 13u < hi) { let w = merge4(bd13, bi13); out_idxs[q0 + 13u - p.row0] = w.i; out_dists[q0 + 13u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 14u < hi) { let w = merge4(bd14, bi14); out_idxs[q0 + 14u - p.row0] = w.i; out_dists[q0 + 14u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 15u < hi) { let w = merge4(bd15, bi15); out_idxs[q0 + 15u - p.row0] = w.i; out_dists[q0 + 15u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 16u < hi) { let w = merge4(bd16, bi16); out_idxs[q0 + 16u - p.row0] = w.i; out_dists[q0 + 16u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 17u < hi) { let w = merge4(bd17, bi17); out_idxs[q0 + 17u - p.row0] = w.i; out_dists[q0 + 17u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 18u < hi) { let w = merge4(bd18, bi18); out_idxs[q0 + 18u - p.row0] = w.i; out_dists[q0 + 18u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 19u < hi) { let w = merge4(bd19, bi19); out_idxs[q0 + 19u - p.row0] = w.i; out_dists[q0 + 19u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 20u < hi) { let w = merge4(bd20, bi20); out_idxs[q0 + 20u - p.row0] = w.i; out_dists[q0 + 20u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 21u < hi) { let w = merge4(bd21, bi21); out_idxs[q0 + 21u - p.row0] = w.i; out_dists[q0 + 21u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 22u < hi) { let w = merge4(bd22, bi22); out_idxs[q0 + 22u - p.row0] = w.i; out_dists[q0 + 22u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 23u < hi) { let w = merge4(bd23, bi23); out_idxs[q0 + 23u - p.row0] = w.i; out_dists[q0 + 23u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 24u < hi) { let w = merge4(bd24, bi24); out_idxs[q0 + 24u - p.row0] = w.i; out_dists[q0 + 24u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 25u < hi) { let w = merge4(bd25, bi25); out_idxs[q0 + 25u - p.row0] = w.i; out_dists[q0 + 25u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 26u < hi) { let w = merge4(bd26, bi26); out_idxs[q0 + 26u - p.row0] = w.i; out_dists[q0 + 26u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 27u < hi) { let w = merge4(bd27, bi27); out_idxs[q0 + 27u - p.row0] = w.i; out_dists[q0 + 27u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 28u < hi) { let w = merge4(bd28, bi28); out_idxs[q0 + 28u - p.row0] = w.i; out_dists[q0 + 28u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 29u < hi) { let w = merge4(bd29, bi29); out_idxs[q0 + 29u - p.row0] = w.i; out_dists[q0 + 29u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 30u < hi) { let w = merge4(bd30, bi30); out_idxs[q0 + 30u - p.row0] = w.i; out_dists[q0 + 30u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 31u < hi) { let w = merge4(bd31, bi31); out_idxs[q0 + 31u - p.row0] = w.i; out_dists[q0 + 31u - p.row0] = max(w.d, 0.0); }
+    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idxs[q0 + 0u - p.row0] = w.i; out_dists[q0 + 0u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idxs[q0 + 1u - p.row0] = w.i; out_dists[q0 + 1u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idxs[q0 + 2u - p.row0] = w.i; out_dists[q0 + 2u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idxs[q0 + 3u - p.row0] = w.i; out_dists[q0 + 3u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 4u < hi) { let w = merge4(bd4, bi4); out_idxs[q0 + 4u - p.row0] = w.i; out_dists[q0 + 4u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 5u < hi) { let w = merge4(bd5, bi5); out_idxs[q0 + 5u - p.row0] = w.i; out_dists[q0 + 5u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 6u < hi) { let w = merge4(bd6, bi6); out_idxs[q0 + 6u - p.row0] = w.i; out_dists[q0 + 6u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 7u < hi) { let w = merge4(bd7, bi7); out_idxs[q0 + 7u - p.row0] = w.i; out_dists[q0 + 7u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 8u < hi) { let w = merge4(bd8, bi8); out_idxs[q0 + 8u - p.row0] = w.i; out_dists[q0 + 8u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 9u < hi) { let w = merge4(bd9, bi9); out_idxs[q0 + 9u - p.row0] = w.i; out_dists[q0 + 9u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 10u < hi) { let w = merge4(bd10, bi10); out_idxs[q0 + 10u - p.row0] = w.i; out_dists[q0 + 10u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 11u < hi) { let w = merge4(bd11, bi11); out_idxs[q0 + 11u - p.row0] = w.i; out_dists[q0 + 11u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 12u < hi) { let w = merge4(bd12, bi12); out_idxs[q0 + 12u - p.row0] = w.i; out_dists[q0 + 12u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 13u < hi) { let w = merge4(bd13, bi13); out_idxs[q0 + 13u - p.row0] = w.i; out_dists[q0 + 13u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 14u < hi) { let w = merge4(bd14, bi14); out_idxs[q0 + 14u - p.row0] = w.i; out_dists[q0 + 14u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 15u < hi) { let w = merge4(bd15, bi15); out_idxs[q0 + 15u - p.row0] = w.i; out_dists[q0 + 15u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 16u < hi) { let w = merge4(bd16, bi16); out_idxs[q0 + 16u - p.row0] = w.i; out_dists[q0 + 16u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 17u < hi) { let w = merge4(bd17, bi17); out_idxs[q0 + 17u - p.row0] = w.i; out_dists[q0 + 17u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 18u < hi) { let w = merge4(bd18, bi18); out_idxs[q0 + 18u - p.row0] = w.i; out_dists[q0 + 18u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 19u < hi) { let w = merge4(bd19, bi19); out_idxs[q0 + 19u - p.row0] = w.i; out_dists[q0 + 19u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 20u < hi) { let w = merge4(bd20, bi20); out_idxs[q0 + 20u - p.row0] = w.i; out_dists[q0 + 20u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 21u < hi) { let w = merge4(bd21, bi21); out_idxs[q0 + 21u - p.row0] = w.i; out_dists[q0 + 21u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 22u < hi) { let w = merge4(bd22, bi22); out_idxs[q0 + 22u - p.row0] = w.i; out_dists[q0 + 22u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 23u < hi) { let w = merge4(bd23, bi23); out_idxs[q0 + 23u - p.row0] = w.i; out_dists[q0 + 23u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 24u < hi) { let w = merge4(bd24, bi24); out_idxs[q0 + 24u - p.row0] = w.i; out_dists[q0 + 24u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 25u < hi) { let w = merge4(bd25, bi25); out_idxs[q0 + 25u - p.row0] = w.i; out_dists[q0 + 25u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 26u < hi) { let w = merge4(bd26, bi26); out_idxs[q0 + 26u - p.row0] = w.i; out_dists[q0 + 26u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 27u < hi) { let w = merge4(bd27, bi27); out_idxs[q0 + 27u - p.row0] = w.i; out_dists[q0 + 27u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 28u < hi) { let w = merge4(bd28, bi28); out_idxs[q0 + 28u - p.row0] = w.i; out_dists[q0 + 28u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 29u < hi) { let w = merge4(bd29, bi29); out_idxs[q0 + 29u - p.row0] = w.i; out_dists[q0 + 29u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 30u < hi) { let w = merge4(bd30, bi30); out_idxs[q0 + 30u - p.row0] = w.i; out_dists[q0 + 30u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 31u < hi) { let w = merge4(bd31, bi31); out_idxs[q0 + 31u - p.row0] = w.i; out_dists[q0 + 31u - p.row0] = select(w.d, max(w.d, 0.0), last); }
 }
 
 // medium: 4 queries x 8 codes per invocation, 64 invocations per workgroup.
@@ -2901,7 +3030,14 @@ fn nearest_medium_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     var bi2 = vec4<u32>(0u);
     var bd3 = vec4<f32>(INF);
     var bi3 = vec4<u32>(0u);
-    for (var c0 = 0u; c0 < p.k; c0 += 8u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) { bd0.x = out_dists[q0 + 0u - p.row0]; bi0.x = out_idxs[q0 + 0u - p.row0]; }
+        if (q0 + 1u < hi) { bd1.x = out_dists[q0 + 1u - p.row0]; bi1.x = out_idxs[q0 + 1u - p.row0]; }
+        if (q0 + 2u < hi) { bd2.x = out_dists[q0 + 2u - p.row0]; bi2.x = out_idxs[q0 + 2u - p.row0]; }
+        if (q0 + 3u < hi) { bd3.x = out_dists[q0 + 3u - p.row0]; bi3.x = out_idxs[q0 + 3u - p.row0]; }
+    }
+    let last = (p.flags & 2u) != 0u;
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 8u) {
         var a0_0 = vec4<f32>(0.0);
         var a0_1 = vec4<f32>(0.0);
         var a1_0 = vec4<f32>(0.0);
@@ -2979,10 +3115,10 @@ fn nearest_medium_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         { let dd = u3 + t0 + a3_0 * (v3 * s0); let m = dd < bd3; bd3 = select(bd3, dd, m); bi3 = select(bi3, id0, m); }
         { let dd = u3 + t1 + a3_1 * (v3 * s1); let m = dd < bd3; bd3 = select(bd3, dd, m); bi3 = select(bi3, id1, m); }
     }
-    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idxs[q0 + 0u - p.row0] = w.i; out_dists[q0 + 0u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idxs[q0 + 1u - p.row0] = w.i; out_dists[q0 + 1u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idxs[q0 + 2u - p.row0] = w.i; out_dists[q0 + 2u - p.row0] = max(w.d, 0.0); }
-    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idxs[q0 + 3u - p.row0] = w.i; out_dists[q0 + 3u - p.row0] = max(w.d, 0.0); }
+    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idxs[q0 + 0u - p.row0] = w.i; out_dists[q0 + 0u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 1u < hi) { let w = merge4(bd1, bi1); out_idxs[q0 + 1u - p.row0] = w.i; out_dists[q0 + 1u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 2u < hi) { let w = merge4(bd2, bi2); out_idxs[q0 + 2u - p.row0] = w.i; out_dists[q0 + 2u - p.row0] = select(w.d, max(w.d, 0.0), last); }
+    if (q0 + 3u < hi) { let w = merge4(bd3, bi3); out_idxs[q0 + 3u - p.row0] = w.i; out_dists[q0 + 3u - p.row0] = select(w.d, max(w.d, 0.0), last); }
 }
 
 // small: 1 queries x 4 codes per invocation, 64 invocations per workgroup.
@@ -3005,7 +3141,11 @@ fn nearest_small_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let xb0 = (min(q0 + 0u, hi - 1u) - p.row0) * dv;
     var bd0 = vec4<f32>(INF);
     var bi0 = vec4<u32>(0u);
-    for (var c0 = 0u; c0 < p.k; c0 += 4u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) { bd0.x = out_dists[q0 + 0u - p.row0]; bi0.x = out_idxs[q0 + 0u - p.row0]; }
+    }
+    let last = (p.flags & 2u) != 0u;
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 4u) {
         var a0_0 = vec4<f32>(0.0);
         var xx0 = 0.0;
         let cb0 = cbase + min(c0 + 0u, p.k - 1u) * dv;
@@ -3032,7 +3172,7 @@ fn nearest_small_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let v0 = select(-2.0, select(0.0, -1.0 / sqrt(xx0), xx0 > 0.0), cos);
         { let dd = u0 + t0 + a0_0 * (v0 * s0); let m = dd < bd0; bd0 = select(bd0, dd, m); bi0 = select(bi0, id0, m); }
     }
-    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idxs[q0 + 0u - p.row0] = w.i; out_dists[q0 + 0u - p.row0] = max(w.d, 0.0); }
+    if (q0 + 0u < hi) { let w = merge4(bd0, bi0); out_idxs[q0 + 0u - p.row0] = w.i; out_dists[q0 + 0u - p.row0] = select(w.d, max(w.d, 0.0), last); }
 }
 
 // topk: 4 queries x 8 codes per invocation, 32 invocations per workgroup, lists of up to 64.
@@ -3058,11 +3198,42 @@ fn topk_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let xb3 = (min(q0 + 3u, hi - 1u) - p.row0) * dv;
     let kk = p.topk;
     for (var i = 0u; i < 256u; i++) { tl_d[i] = INF; tl_i[i] = 0xffffffffu; }
-    var thr0 = INF;
-    var thr1 = INF;
-    var thr2 = INF;
-    var thr3 = INF;
-    for (var c0 = 0u; c0 < p.k; c0 += 8u) {
+    if ((p.flags & 1u) == 0u) {
+        if (q0 + 0u < hi) {
+            let ob = (q0 + 0u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[0u + i] = out_dists[ob + i];
+                tl_i[0u + i] = out_idxs[ob + i];
+            }
+        }
+        if (q0 + 1u < hi) {
+            let ob = (q0 + 1u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[64u + i] = out_dists[ob + i];
+                tl_i[64u + i] = out_idxs[ob + i];
+            }
+        }
+        if (q0 + 2u < hi) {
+            let ob = (q0 + 2u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[128u + i] = out_dists[ob + i];
+                tl_i[128u + i] = out_idxs[ob + i];
+            }
+        }
+        if (q0 + 3u < hi) {
+            let ob = (q0 + 3u - p.row0) * kk;
+            for (var i = 0u; i < kk; i++) {
+                tl_d[192u + i] = out_dists[ob + i];
+                tl_i[192u + i] = out_idxs[ob + i];
+            }
+        }
+    }
+    let last = (p.flags & 2u) != 0u;
+    var thr0 = tl_d[0u + kk - 1u];
+    var thr1 = tl_d[64u + kk - 1u];
+    var thr2 = tl_d[128u + kk - 1u];
+    var thr3 = tl_d[192u + kk - 1u];
+    for (var c0 = p.c_begin; c0 < p.c_end; c0 += 8u) {
         var a0_0 = vec4<f32>(0.0);
         var a0_1 = vec4<f32>(0.0);
         var a1_0 = vec4<f32>(0.0);
@@ -3184,28 +3355,32 @@ fn topk_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         let ob = (q0 + 0u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idxs[ob + i] = tl_i[0u + i];
-            out_dists[ob + i] = max(tl_d[0u + i], 0.0);
+            let dd = tl_d[0u + i];
+            out_dists[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
     if (q0 + 1u < hi) {
         let ob = (q0 + 1u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idxs[ob + i] = tl_i[64u + i];
-            out_dists[ob + i] = max(tl_d[64u + i], 0.0);
+            let dd = tl_d[64u + i];
+            out_dists[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
     if (q0 + 2u < hi) {
         let ob = (q0 + 2u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idxs[ob + i] = tl_i[128u + i];
-            out_dists[ob + i] = max(tl_d[128u + i], 0.0);
+            let dd = tl_d[128u + i];
+            out_dists[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
     if (q0 + 3u < hi) {
         let ob = (q0 + 3u - p.row0) * kk;
         for (var i = 0u; i < kk; i++) {
             out_idxs[ob + i] = tl_i[192u + i];
-            out_dists[ob + i] = max(tl_d[192u + i], 0.0);
+            let dd = tl_d[192u + i];
+            out_dists[ob + i] = select(dd, max(dd, 0.0), last);
         }
     }
 }

@@ -4,6 +4,9 @@
 //
 // No float atomics anywhere: every float sum runs in a fixed order (sequential within an
 // invocation, then a fixed tree across a workgroup), so results are identical run to run.
+// Loops that grow with the input (members of a cluster, scan length) take a window of the work
+// per dispatch, and the launcher walks the windows in order (llvmpipe stops an invocation's
+// loops after 65,535 iterations; see LOOP_BUDGET in src/kernels/mod.rs).
 // Row-indexed inputs (x) may be bound in row chunks [r0, r0 + rows); kernels that visit points
 // by index skip the ones outside the bound chunk, and the host walks the chunks in order.
 //
@@ -20,8 +23,8 @@ struct Params {
     count: u32,   // entries (pairs, elements) or the k-means++ step
     r0: u32,      // first point row of the bound x chunk
     rows: u32,    // rows in the bound x chunk
-    a: u32,       // a cluster index (split: the donor)
-    b: u32,       // a cluster index (split: the new cluster)
+    a: u32,       // a cluster index (split: the donor); window start (accum, finish)
+    b: u32,       // a cluster index (split: the new cluster); window end (accum), length (finish)
     u: f32,       // a uniform draw in [0, 1) (k-means++) or a scale (split)
     last: u32,    // 1 on the last chunk
     _p0: u32,
@@ -82,27 +85,31 @@ fn radix_count(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     for (var i = lid.x; i < 256u; i += 64u) { rc_hist[i * p.nb + blk] = rc_cnt[i]; }
 }
 
-// radix_scan: exclusive prefix sum in place over `count` u32 values, one workgroup.
+// radix_scan: exclusive prefix sum in place over the window [r0, r0 + rows) of the `count`
+// u32 values, one workgroup. The running total of the windows so far is carried in
+// sc_data[count] (0 on the first window), so the launcher scans long arrays window by window.
 @group(0) @binding(1) var<storage, read_write> sc_data: array<u32>;
 
 var<workgroup> sc_tot: array<u32, 256>;
 
 @compute @workgroup_size(256)
 fn radix_scan(@builtin(local_invocation_id) lid: vec3<u32>) {
-    let seg = (p.count + 255u) / 256u;
-    let lo = min(lid.x * seg, p.count);
-    let hi = min(lo + seg, p.count);
+    let seg = (p.rows + 255u) / 256u;
+    let end = p.r0 + p.rows;
+    let lo = p.r0 + min(lid.x * seg, p.rows);
+    let hi = min(lo + seg, end);
     var s = 0u;
     for (var i = lo; i < hi; i++) { s += sc_data[i]; }
     sc_tot[lid.x] = s;
     workgroupBarrier();
     if (lid.x == 0u) {
-        var run = 0u;
+        var run = select(sc_data[p.count], 0u, p.first == 1u);
         for (var t = 0u; t < 256u; t++) {
             let v = sc_tot[t];
             sc_tot[t] = run;
             run += v;
         }
+        sc_data[p.count] = run;
     }
     workgroupBarrier();
     var run = sc_tot[lid.x];
@@ -135,27 +142,30 @@ fn radix_scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // seg_starts: starts[c] = first position of cluster c in the sorted keys, for c in 0..=k
-// (starts[k] = n). Invocation p (0..=n) writes every start in (key[p-1], key[p]].
+// (starts[k] = n). Invocation c (0..=k) binary-searches the first key (clamped to k) >= c.
 @group(0) @binding(1) var<storage, read> ss_keys: array<u32>;
 @group(0) @binding(2) var<storage, read_write> ss_starts: array<u32>;
 
 @compute @workgroup_size(64)
 fn seg_starts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_wid(wg, nwg) * 64u + lid.x;
-    if (i > p.n) { return; }
-    var key = p.k;
-    if (i < p.n) { key = min(ss_keys[i], p.k); }
-    var c = 0u;
-    if (i > 0u) { c = min(ss_keys[i - 1u], p.k) + 1u; }
-    for (; c <= key; c++) { ss_starts[c] = i; }
+    let c = linear_wid(wg, nwg) * 64u + lid.x;
+    if (c > p.k) { return; }
+    var a = 0u;
+    var b = p.n;
+    while (a < b) {
+        let m = a + (b - a) / 2u;
+        if (min(ss_keys[m], p.k) < c) { a = m + 1u; } else { b = m; }
+    }
+    ss_starts[c] = a;
 }
 
 // ---------------------------------------------------------------------------------------------
-// centroid_accum_{v4,s}: workgroup c sums, per dimension and in point order, the members of
-// cluster c whose rows lie in the bound chunk [r0, r0 + rows) of x, into acc[c] (set on the
-// first chunk, added to afterwards). Members of a cluster are sorted by point index, so the
-// chunk's members are one sub-segment, found by binary search.
+// centroid_accum_{v4,s}: workgroup c sums, per dimension of the window [a, b) (in vec4s for
+// v4) and in point order, the members of cluster c whose rows lie in the bound chunk
+// [r0, r0 + rows) of x, into acc[c] (set on the first chunk, added to afterwards). Members of a
+// cluster are sorted by point index, so the chunk's members are one sub-segment, found by
+// binary search. The launcher bounds rows and the window so the loops stay short.
 @group(0) @binding(1) var<storage, read> ca_x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ca_perm4: array<u32>;
 @group(0) @binding(3) var<storage, read> ca_starts4: array<u32>;
@@ -197,7 +207,7 @@ fn centroid_accum_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let e = ca_starts4[c + 1u];
     let ms = lower_bound4(s, e, p.r0);
     let me = lower_bound4(ms, e, p.r0 + p.rows);
-    for (var j = lid.x; j < dv; j += 64u) {
+    for (var j = p.a + lid.x; j < p.b; j += 64u) {
         var acc = vec4<f32>(0.0);
         var m = ms;
         while (m < me) {
@@ -221,7 +231,7 @@ fn centroid_accum_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let e = ca_startss[c + 1u];
     let ms = lower_bounds(s, e, p.r0);
     let me = lower_bounds(ms, e, p.r0 + p.rows);
-    for (var j = lid.x; j < p.d; j += 64u) {
+    for (var j = p.a + lid.x; j < p.b; j += 64u) {
         var acc = 0.0;
         var m = ms;
         while (m < me) {
@@ -239,7 +249,9 @@ fn centroid_accum_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 // centroid_finish: workgroup c turns the sums into the new centroid (the mean; for cosine the
 // mean renormalised; an empty cluster, or a cosine mean of norm 0, keeps the old centroid) and
 // writes the cluster's statistics as 4 u32: count, bits of the summed assignment distances of
-// its members, bits of |new - old|^2, bits of |old|^2.
+// its members, bits of |new - old|^2, bits of |old|^2. The distances are summed over the window
+// of members [a, a + b) of each cluster per dispatch: a dispatch with last = 0 only adds its
+// window's sum to stats[4c + 1] (set when first = 1); the last one finishes.
 @group(0) @binding(1) var<storage, read> cf_acc: array<f32>;
 @group(0) @binding(2) var<storage, read> cf_old: array<f32>;
 @group(0) @binding(3) var<storage, read> cf_perm: array<u32>;
@@ -268,6 +280,20 @@ fn centroid_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let e = cf_starts[c + 1u];
     let cnt = e - s;
     let base = c * p.d;
+    let ws = s + min(p.a, cnt);
+    let we = ws + min(p.b, e - ws);
+    var sse = 0.0;
+    for (var m = ws + lid.x; m < we; m += 64u) { sse += cf_dist[cf_perm[m]]; }
+    if (p.last == 0u) {
+        red[lid.x] = vec4<f32>(sse, 0.0, 0.0, 0.0);
+        tree_reduce(lid.x);
+        if (lid.x == 0u) {
+            var t = red[0].x;
+            if (p.first == 0u) { t = bitcast<f32>(cf_stats[4u * c + 1u]) + t; }
+            cf_stats[4u * c + 1u] = bitcast<u32>(t);
+        }
+        return;
+    }
     var ssq = 0.0;
     var osq = 0.0;
     for (var j = lid.x; j < p.d; j += 64u) {
@@ -278,11 +304,10 @@ fn centroid_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         ssq = fma(v, v, ssq);
         osq = fma(old, old, osq);
     }
-    var sse = 0.0;
-    for (var m = s + lid.x; m < e; m += 64u) { sse += cf_dist[cf_perm[m]]; }
     red[lid.x] = vec4<f32>(ssq, osq, sse, 0.0);
     tree_reduce(lid.x);
-    let tot = red[0];
+    var tot = red[0];
+    if (p.first == 0u) { tot.z = bitcast<f32>(cf_stats[4u * c + 1u]) + tot.z; }
     workgroupBarrier();
     let cosine = p.metric == 1u;
     let keep = cnt == 0u || (cosine && tot.x == 0.0);
@@ -374,7 +399,8 @@ fn split(@builtin(local_invocation_id) lid: vec3<u32>) {
 // ---------------------------------------------------------------------------------------------
 // k-means++ seeding.
 // pp_update: mind[i] = min(mind[i], dist(x_i, c[count])) for the rows of the bound chunk (on
-// the first step mind is set). Squared L2, or 1 - cos (zero vectors: 1).
+// the first step mind is set). Squared L2, or 1 - cos (zero vectors: 1). One invocation walks
+// one row: d steps (d / 4 for vec4 rows), within llvmpipe's 65,535 for any embedding width.
 @group(0) @binding(1) var<storage, read> pu_x: array<f32>;
 @group(0) @binding(2) var<storage, read> pu_c: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pu_mind: array<f32>;
@@ -448,41 +474,63 @@ fn pp_update_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 }
 
 // pp_pick: one invocation draws the next center with probability proportional to mind: the
-// first point whose running sum of mind (in index order, through the per-block sums) exceeds
-// u * total. With a total of 0 it takes point floor(u * n). Writes the pair (count, point).
+// first point whose running sum of mind (in index order, through the per-block sums and their
+// sums over 256 blocks) exceeds u * total. With a total of 0 it takes point floor(u * n).
+// Writes the pair (count, point). Every loop is over at most 256 blocks or points, or over the
+// super-blocks (n / 65,536 of them).
 @group(0) @binding(1) var<storage, read> pk_part: array<f32>;
 @group(0) @binding(2) var<storage, read> pk_mind: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pk_pair: array<u32>;
+@group(0) @binding(4) var<storage, read> pk_super: array<f32>;
 
 @compute @workgroup_size(1)
 fn pp_pick() {
+    let ns = (p.nb + 255u) / 256u;
     var total = 0.0;
-    for (var b = 0u; b < p.nb; b++) { total += pk_part[b]; }
+    for (var s = 0u; s < ns; s++) { total += pk_super[s]; }
     var pick = min(u32(p.u * f32(p.n)), p.n - 1u);
     if (total > 0.0) {
         let goal = p.u * total;
         var run = 0.0;
-        var blk = p.nb;
-        for (var b = 0u; b < p.nb; b++) {
-            let next = run + pk_part[b];
-            if (next > goal) { blk = b; break; }
+        pick = p.n;
+        var sb = ns;
+        for (var s = 0u; s < ns; s++) {
+            let next = run + pk_super[s];
+            if (next > goal) { sb = s; break; }
             run = next;
         }
-        // Rounding can leave the goal unreached: fall back to the last point with mass.
-        var last = 0u;
-        pick = p.n;
+        var blk = p.nb;
+        if (sb < ns) {
+            let bhi = min(sb * 256u + 256u, p.nb);
+            for (var b = sb * 256u; b < bhi; b++) {
+                let next = run + pk_part[b];
+                if (next > goal) { blk = b; break; }
+                run = next;
+            }
+        }
         if (blk < p.nb) {
             let hi = min(blk * 256u + 256u, p.n);
             for (var i = blk * 256u; i < hi; i++) {
                 let v = pk_mind[i];
-                if (v > 0.0) { last = i; }
                 run += v;
                 if (run > goal && v > 0.0) { pick = i; break; }
             }
         }
+        // Rounding can leave the goal unreached: fall back to the last point with mass (the
+        // last super-block, block and point with a positive sum).
         if (pick == p.n) {
-            for (var i = 0u; i < p.n; i++) { if (pk_mind[i] > 0.0) { last = i; } }
-            pick = last;
+            pick = 0u;
+            var s = ns;
+            while (s > 0u && !(pk_super[s - 1u] > 0.0)) { s--; }
+            if (s > 0u) {
+                var b = min(s * 256u, p.nb);
+                while (b > (s - 1u) * 256u && !(pk_part[b - 1u] > 0.0)) { b--; }
+                if (b > (s - 1u) * 256u) {
+                    var i = min(b * 256u, p.n);
+                    while (i > (b - 1u) * 256u && !(pk_mind[i - 1u] > 0.0)) { i--; }
+                    if (i > (b - 1u) * 256u) { pick = i - 1u; }
+                }
+            }
         }
     }
     pk_pair[0] = p.count;

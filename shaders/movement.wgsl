@@ -55,8 +55,10 @@ fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 // ---------------------------------------------------------------------------------------------
 // scatter_add_rows: out[j, :] = sum over k in offsets[j]..offsets[j+1] of src[order[k], :],
 // summed by one thread per output element in segment order, so the result is bit-for-bit the
-// same on every run. The source may be bound in row chunks: dispatches after the first
-// (accumulate = 1) continue the running sum stored in `out`, which keeps the summation order.
+// same on every run. A dispatch adds the window [w0, w0 + wlen) of each segment's entries (the
+// launcher walks the windows in order, so a thread never loops over more than wlen entries),
+// and the source may be bound in row chunks: dispatches after the first (accumulate = 1)
+// continue the running sum stored in `out`, which keeps the summation order.
 
 struct ScatterParams {
     rows: u32,        // output rows of this dispatch (offsets bound from the same row)
@@ -64,8 +66,8 @@ struct ScatterParams {
     s_start: u32,     // first source row bound
     s_rows: u32,      // source rows bound
     accumulate: u32,  // 0: start from 0; 1: continue from out
-    _p0: u32,
-    _p1: u32,
+    w0: u32,          // first entry of each segment in this dispatch's window
+    wlen: u32,        // entries per window
     _p2: u32,
 };
 
@@ -82,8 +84,11 @@ fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     if (t >= ps.rows * ps.d) { return; }
     let j = t / ps.d;
     let c = t - j * ps.d;
-    let lo = s_offsets[j];
-    let hi = s_offsets[j + 1u];
+    let start = s_offsets[j];
+    let end = s_offsets[j + 1u];
+    let lo = start + min(ps.w0, end - start);
+    let hi = lo + min(ps.wlen, end - lo);
+    if (ps.accumulate != 0u && lo == hi) { return; } // nothing to add to the running sum
     var acc = 0.0;
     if (ps.accumulate != 0u) { acc = s_out[t]; }
     for (var k = lo; k < hi; k = k + 1u) {

@@ -6,16 +6,26 @@
 // combines the 256 partials, so the reduction order depends only on the shape. The dispatch is
 // a linear count of workgroups folded over x and y: row = wg.x + wg.y * nwg.x (bounds-checked;
 // the check is workgroup-uniform, so the barriers stay in uniform control flow).
+// A dispatch folds the columns [c0, c1) of each row. Rows too long for one dispatch (llvmpipe
+// stops an invocation after 65,535 loop iterations; see LOOP_BUDGET in src/kernels/mod.rs) are
+// walked in windows: each window combines its result with the running one left in `out` (a
+// raw sum for mean and L2, the log-sum-exp so far, or the index of the best so far), and only
+// the last window finishes it.
 //
 // Column sums (`col_partial`) and the full sum (`sum_flat`) are tree passes: each workgroup
 // reduces a fixed block to one partial and writes it at `out_base + block id`; the launcher
-// repeats passes until one row (or one value) is left. No atomics anywhere.
+// repeats passes until one row (or one value) is left. Their loops are bounded by the fixed
+// blocks (64 and 16 steps per invocation) whatever the shape. No atomics anywhere.
 
 struct Params {
     rows: u32,      // rows of this dispatch (row kernels, col_partial)
     cols: u32,      // columns (row kernels, col_partial); element count for sum_flat
     out_base: u32,  // first output element written by this dispatch (col_partial, sum_flat)
     block: u32,     // rows per workgroup (col_partial); elements per workgroup (sum_flat)
+    c0: u32,        // row kernels: the window of columns [c0, c1) of this dispatch
+    c1: u32,
+    flags: u32,     // row kernels: bit 0 first window (nothing to combine), bit 1 last window
+    _pad: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,7 +56,7 @@ fn reduce_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     var a = 0.0;
     var b = 0.0;   // logsumexp: sum of exp(v - a)
     if (OP == 2u || OP == 3u || OP == 5u) { a = x0; }
-    for (var c = lid; c < p.cols; c += WG) {
+    for (var c = p.c0 + lid; c < p.c1; c += WG) {
         let v = x[base + c];
         if (OP == 0u || OP == 1u) {
             a += v;
@@ -89,12 +99,28 @@ fn reduce_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
     if (lid == 0u) {
         var r = sh_a[0];
-        if (OP == 1u) {
-            r = r / f32(p.cols);
-        } else if (OP == 4u) {
-            r = sqrt(r);
-        } else if (OP == 5u) {
+        if (OP == 5u) {
             r = r + log(sh_b[0]);
+        }
+        if ((p.flags & 1u) == 0u) {
+            let prev = out[row];
+            if (OP == 0u || OP == 1u || OP == 4u) {
+                r = prev + r;
+            } else if (OP == 2u) {
+                r = max(prev, r);
+            } else if (OP == 3u) {
+                r = min(prev, r);
+            } else {
+                let m = max(prev, r);
+                r = m + log(exp(prev - m) + exp(r - m));
+            }
+        }
+        if ((p.flags & 2u) != 0u) {
+            if (OP == 1u) {
+                r = r / f32(p.cols);
+            } else if (OP == 4u) {
+                r = sqrt(r);
+            }
         }
         out[row] = r;
     }
@@ -111,7 +137,7 @@ fn arg_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     // Every invocation starts from (x[0], 0): index 0 is the lowest, so it wins every tie.
     var v = x[base];
     var idx = 0u;
-    for (var c = lid; c < p.cols; c += WG) {
+    for (var c = p.c0 + lid; c < p.c1; c += WG) {
         let y = x[base + c];
         // Columns ascend within an invocation, so a strict comparison keeps the lower index.
         if ((OP == 0u && y > v) || (OP == 1u && y < v)) {
@@ -136,7 +162,15 @@ fn arg_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out_idx[row] = sh_i[0];
+        var best = sh_i[0];
+        if ((p.flags & 1u) == 0u) {
+            // The best of the earlier windows has lower indices: it keeps ties.
+            let prev = out_idx[row];
+            let pv = x[base + prev];
+            let v2 = sh_a[0];
+            if (!((OP == 0u && v2 > pv) || (OP == 1u && v2 < pv))) { best = prev; }
+        }
+        out_idx[row] = best;
     }
 }
 

@@ -99,6 +99,17 @@ fn large_scores_stay_finite() {
 }
 
 #[test]
+fn sequences_longer_than_a_loop_limit() {
+    // Every query walks all keys, twice over the head per key: 600 keys of head_dim 63 (the
+    // scalar kernel) and 1,100 keys of head_dim 128 (the vec4 kernel) ran 78,000 and 75,000
+    // loop steps per invocation in one dispatch, and every output was wrong. Keys now come in
+    // ranges that continue the running softmax. Lengths end inside, at and before ranges.
+    check(4, 600, 2, 63, &[600, 250, 240, 0], 1.0, 60);
+    check(2, 1_100, 1, 128, &[1_100, 470], 1.0, 61);
+    check_packed(2, 500, 3, 61, &[500, 333], 62);
+}
+
+#[test]
 fn fully_masked_sequence_gives_zeros() {
     let (batch, seq, hd) = (3, 5, 8);
     let n = batch * seq * hd;
@@ -320,6 +331,15 @@ fn add_layernorm_many_workgroups_over_the_binding_limit() {
     // 4,194,305 rows: 65,536 workgroups of 64, and 134,217,760 bytes per tensor, 32 bytes over
     // the 128 MiB binding limit, so the rows are split.
     check_add_ln(65_535 * 64 + 65, 8, 1e-5, 34);
+}
+
+#[test]
+fn add_layernorm_of_rows_longer_than_a_loop_limit() {
+    // One invocation per row walks it three times: 25,000 columns ran 75,000 loop steps and
+    // gave garbage (error 1.5); such rows now take the workgroup layernorm. 10,900 columns
+    // still take the fused kernel.
+    check_add_ln(3, 25_000, 1e-5, 35);
+    check_add_ln(2, 10_900, 1e-5, 36);
 }
 
 #[test]

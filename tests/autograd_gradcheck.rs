@@ -1353,3 +1353,81 @@ fn row_ops_on_rows_wider_than_a_workgroup() {
         );
     }
 }
+
+#[test]
+fn row_backward_kernels_on_rows_longer_than_a_loop_limit() {
+    // One row of 8,500,000: each of its 256 invocations walked 33,204 columns twice (the sum,
+    // then the writes) in one dispatch, past llvmpipe's 65,535 loop iterations, so the tail of
+    // the row came out wrong. Such rows now run the sum pass, then the writing pass, over
+    // windows of columns. The kernels take any y, so plain random rows serve as input.
+    let c = 8_500_000;
+    let x = rand_vec(c, 90);
+    let dy = rand_vec(c, 91);
+    let (xt, dyt) = (upload(&x, &[1, c]), upload(&dy, &[1, c]));
+    let (x64, dy64) = (to64(&x), to64(&dy));
+    let close = |got: &[f32], want: &[f64], what: &str| {
+        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert_close(got, &want, 1e-4 * scale, 1e-3, what);
+    };
+    for log in [false, true] {
+        let got = ak::softmax_rows_backward(&xt, &dyt, log)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let want: Vec<f64> = if log {
+            let s: f64 = dy64.iter().sum();
+            x64.iter()
+                .zip(&dy64)
+                .map(|(y, d)| d - y.exp() * s)
+                .collect()
+        } else {
+            let dot: f64 = x64.iter().zip(&dy64).map(|(y, d)| y * d).sum();
+            x64.iter().zip(&dy64).map(|(y, d)| y * (d - dot)).collect()
+        };
+        close(&got, &want, &format!("softmax backward (log {log})"));
+    }
+    let (yn, nrm) = ak::l2_normalize_rows(&xt, 1e-12).unwrap();
+    let n64 = x64.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let y64: Vec<f64> = x64.iter().map(|v| v / n64).collect();
+    close(&yn.to_vec().unwrap(), &y64, "l2 normalise");
+    close(&nrm.to_vec().unwrap(), &[n64], "l2 norm");
+    let dx = ak::l2_normalize_rows_backward(&yn, &nrm, &dyt, 1e-12)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let dot: f64 = y64.iter().zip(&dy64).map(|(a, b)| a * b).sum();
+    let want: Vec<f64> = y64
+        .iter()
+        .zip(&dy64)
+        .map(|(y, d)| (d - y * dot) / n64)
+        .collect();
+    close(&dx, &want, "l2 normalise backward");
+    let gamma = rand_vec(c, 92);
+    let ln = semid::kernels::norm::layernorm_with_stats(&xt, None, None, 1e-5).unwrap();
+    let (dx, dyx) =
+        ak::layernorm_backward(&xt, Some(&upload(&gamma, &[c])), &ln.mean, &ln.rstd, &dyt).unwrap();
+    let m = x64.iter().sum::<f64>() / c as f64;
+    let var = x64.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / c as f64;
+    let rs = 1.0 / (var + 1e-5).sqrt();
+    let xh: Vec<f64> = x64.iter().map(|v| (v - m) * rs).collect();
+    let g: Vec<f64> = dy64
+        .iter()
+        .zip(&gamma)
+        .map(|(d, &w)| d * w as f64)
+        .collect();
+    let mg = g.iter().sum::<f64>() / c as f64;
+    let mgx = g.iter().zip(&xh).map(|(a, b)| a * b).sum::<f64>() / c as f64;
+    let want: Vec<f64> = g
+        .iter()
+        .zip(&xh)
+        .map(|(g, h)| rs * (g - mg - h * mgx))
+        .collect();
+    close(&dx.to_vec().unwrap(), &want, "layernorm backward dx");
+    let want: Vec<f64> = dy64.iter().zip(&xh).map(|(d, h)| d * h).collect();
+    close(
+        &dyx.to_vec().unwrap(),
+        &want,
+        "layernorm backward dy * xhat",
+    );
+}

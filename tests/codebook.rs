@@ -570,3 +570,71 @@ fn bad_inputs_are_errors() {
     let r = nearest(&none, &c, Metric::L2).unwrap();
     assert_eq!(r.index.numel(), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Codebooks longer than one dispatch may loop over (llvmpipe stops an invocation after 65,535
+// loop iterations): the codes are searched in ranges that continue the running best.
+
+#[test]
+fn nearest_over_codebooks_longer_than_a_loop_limit() {
+    // Each shape ran (k / tile width) · (d + 1) ≥ 70,000 steps per invocation in one dispatch
+    // and answered codes from the first ~60% of the book (e.g. 60741 for a planted 69999).
+    // Query 0 has exact copies at codes 5 and k - 1 (the lower index must win across ranges);
+    // query 1 only at k - 1; the others are random.
+    for (i, &(tile, d, k, metric)) in [
+        (Tile::Wide, 31, 70_000, Metric::L2),
+        (Tile::Medium, 28, 70_000, Metric::Cosine),
+        (Tile::Small, 4, 140_000, Metric::L2),
+        (Tile::Auto, 8, 140_000, Metric::L2),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let n = 5;
+        let x = rand_vec(n * d, 70 + i as u64);
+        let mut c = rand_vec(k * d, 80 + i as u64);
+        for (q, at) in [(0, 5), (0, k - 1), (1, k - 1)] {
+            c[at * d..(at + 1) * d].copy_from_slice(&x[q * d..(q + 1) * d]);
+        }
+        let r = nearest_with(
+            &upload(&x, &[n, d]),
+            &upload(&c, &[k, d]),
+            None,
+            &SearchOptions { metric, tile },
+        )
+        .unwrap();
+        let gi = r.index.to_u32().unwrap();
+        let gd = r.dist.to_vec().unwrap();
+        let what = format!("{tile:?} d {d} k {k} {metric:?}");
+        assert_eq!(gi[0], 5, "{what}: query 0");
+        assert_eq!(gi[1], k as u32 - 1, "{what}: query 1");
+        for q in 0..n {
+            let xq = &x[q * d..(q + 1) * d];
+            let ds = cpu_dists(xq, &c, d, metric);
+            check_best(q, gi[q], gd[q], &ds, tol(xq, &c, d, metric), &what);
+        }
+    }
+}
+
+#[test]
+fn top_k_over_codebooks_longer_than_a_loop_limit() {
+    // Random data: 20,000 codes at top-1 and 2,000 at top-64 both exceeded the loop limit
+    // in one dispatch (each list insertion is a loop), and got 8 of 16 and 10 of 16 first
+    // entries wrong.
+    check_top_k(16, 20_000, 8, 1, Metric::L2, 90);
+    check_top_k(16, 2_000, 8, 64, Metric::L2, 91);
+    check_top_k(9, 3_001, 12, 10, Metric::Cosine, 92);
+    // The worst case for the lists: distances that fall with the code index, so every code is
+    // inserted at the front and shifts the whole list.
+    let (k, kk) = (3_000, 64);
+    let x = vec![0f32; 4 * 4];
+    let c: Vec<f32> = (0..k)
+        .flat_map(|i| [(k - i) as f32 * 0.01, 0.0, 0.0, 0.0])
+        .collect();
+    let r = top_k(&upload(&x, &[4, 4]), &upload(&c, &[k, 4]), kk, Metric::L2).unwrap();
+    let gi = r.index.to_u32().unwrap();
+    let want: Vec<u32> = (0..kk).map(|j| (k - 1 - j) as u32).collect();
+    for q in 0..4 {
+        assert_eq!(&gi[q * kk..(q + 1) * kk], &want[..], "query {q}");
+    }
+}

@@ -573,3 +573,148 @@ fn chunked_kernels_handle_x_above_the_binding_limit() {
     }
     assert_eq!(m[132_999], 0.0);
 }
+
+// ------------------------------------------------------------------------------------------
+// Loops longer than llvmpipe runs (65,535 iterations per invocation): the launchers split them.
+
+/// Per-cluster f64 sums of the rows of `x` by `assign`.
+fn cluster_sums_cpu(x: &[f32], d: usize, assign: &[u32], k: usize) -> Vec<f32> {
+    let mut sum = vec![0f64; k * d];
+    for (i, &c) in assign.iter().enumerate() {
+        for j in 0..d {
+            sum[c as usize * d + j] += x[i * d + j] as f64;
+        }
+    }
+    sum.into_iter().map(|v| v as f32).collect()
+}
+
+#[test]
+fn centroid_sums_of_clusters_longer_than_a_loop_limit() {
+    // 200,000 points, 9 in 10 in cluster 0: one workgroup used to walk 180,000 members and
+    // stopped after 65,535 (d 4 gave a sum of -91.6 for -282.8). Vec4 and scalar rows, and a
+    // width above 256 values (more than one pass over the columns per member).
+    let n = 200_000;
+    let assign: Vec<u32> = (0..n).map(|i| (i % 10 == 9) as u32).collect();
+    let at = Tensor::from_u32(&gpu(), &assign, &[n]).unwrap();
+    let (sorted, perm) = kern::sort_keys(&at, 2).unwrap();
+    let starts = kern::segment_starts(&sorted, 2).unwrap();
+    assert_eq!(starts.to_u32().unwrap(), vec![0, 180_000, 200_000]);
+    for d in [4, 3, 260] {
+        let x = rand_vec(n * d, 60 + d as u64);
+        let sums = kern::centroid_sums(&upload(&x, &[n, d]), &perm, &starts, 2).unwrap();
+        let want = cluster_sums_cpu(&x, d, &assign, 2);
+        // f32 sums of up to 180,000 values in [-1, 1): error well under 0.05.
+        assert_close(&sums.to_vec().unwrap(), &want, 0.05, 0.0, &format!("d {d}"));
+    }
+}
+
+#[test]
+fn centroid_finish_sums_the_distances_of_millions_of_members() {
+    // 4,300,000 members in one cluster: 64 invocations strided over them ran 67,188 steps each,
+    // and the sum of the distances came out as 131,067 instead of 4,300,000.
+    let n = 4_300_000;
+    let gpu = gpu();
+    let perm: Vec<u32> = (0..n as u32).collect();
+    let dist: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25).collect();
+    let ones = n - 3;
+    let starts = Tensor::from_u32(&gpu, &[0, ones as u32, n as u32], &[3]).unwrap();
+    let new = Tensor::empty(&gpu, &[2, 1]).unwrap();
+    let stats = Tensor::empty_typed(&gpu, &[8], DType::U32).unwrap();
+    kern::centroid_finish(
+        &upload(&[ones as f32, 3.0], &[2, 1]),
+        &upload(&[0.0, 0.0], &[2, 1]),
+        &Tensor::from_u32(&gpu, &perm, &[n]).unwrap(),
+        &starts,
+        &upload(&dist, &[n]),
+        Metric::L2,
+        &new,
+        stats.range(),
+    )
+    .unwrap();
+    let st = stats.to_u32().unwrap();
+    assert_eq!((st[0], st[4]), (ones as u32, 3));
+    for (c, range) in [(0, 0..ones), (1, ones..n)] {
+        let want: f64 = dist[range].iter().map(|&v| v as f64).sum();
+        let got = f32::from_bits(st[4 * c + 1]) as f64;
+        assert!(
+            (got - want).abs() <= 1e-5 * want.max(1.0),
+            "cluster {c}: {got} vs {want}"
+        );
+    }
+    assert_eq!(new.to_vec().unwrap(), vec![1.0, 1.0]);
+}
+
+#[test]
+fn sort_keys_longer_than_one_scan_window() {
+    // 8,500,000 keys: the single-workgroup scan of the 8.5M digit counts ran two loops of
+    // 33,204 steps per invocation and left 193,274 keys out of place.
+    let n = 8_500_000;
+    let mut rng = Rng::new(70);
+    let keys: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
+    let t = Tensor::from_u32(&gpu(), &keys, &[n]).unwrap();
+    let (sorted, perm) = kern::sort_keys(&t, 3).unwrap();
+    let starts = kern::segment_starts(&sorted, 3).unwrap().to_u32().unwrap();
+    let perm = perm.to_u32().unwrap();
+    let mut want: Vec<u32> = (0..n as u32).collect();
+    want.sort_by_key(|&i| keys[i as usize]); // stable
+    assert!(perm == want, "the permutation differs from a stable sort");
+    let mut first = vec![0u32; 4];
+    for c in 0..3 {
+        first[c + 1] = first[c] + keys.iter().filter(|&&v| v == c as u32).count() as u32;
+    }
+    assert_eq!(starts, first);
+}
+
+#[test]
+fn segment_starts_across_long_runs_of_empty_clusters() {
+    // 100,000 clusters and keys only at the ends: one invocation used to write the start of
+    // every empty cluster in a gap, and stopped after 65,535 of them.
+    let k = 100_000;
+    let keys: Vec<u32> = [0, 0, 3].into_iter().chain([k as u32 - 1; 4]).collect();
+    let sorted = Tensor::from_u32(&gpu(), &keys, &[keys.len()]).unwrap();
+    let got = kern::segment_starts(&sorted, k).unwrap().to_u32().unwrap();
+    let want: Vec<u32> = (0..=k as u32)
+        .map(|c| keys.iter().filter(|&&v| v < c).count() as u32)
+        .collect();
+    assert!(got == want, "segment starts differ");
+}
+
+#[test]
+fn pp_pick_walks_super_blocks_of_a_large_mind() {
+    // 300,000 points (1,172 blocks, 5 super-blocks of 256 blocks) with mass at three points.
+    let n = 300_000;
+    let mut mind = vec![0f32; n];
+    mind[70_000] = 1.0;
+    mind[150_000] = 2.0;
+    mind[n - 1] = 3.0;
+    let mt = upload(&mind, &[n]);
+    let parts = kern::block_sums(&mt).unwrap();
+    let pair = Tensor::empty_typed(&gpu(), &[2], DType::U32).unwrap();
+    for (u, want) in [(0.1, 70_000), (0.4, 150_000), (0.9, n - 1), (0.0, 70_000)] {
+        kern::pp_pick(&parts, &mt, u, 7, &pair).unwrap();
+        assert_eq!(pair.to_u32().unwrap(), vec![7, want as u32], "u {u}");
+    }
+    // No mass: point floor(u·n).
+    let zeros = upload(&vec![0f32; n], &[n]);
+    let parts = kern::block_sums(&zeros).unwrap();
+    kern::pp_pick(&parts, &zeros, 0.5, 1, &pair).unwrap();
+    assert_eq!(pair.to_u32().unwrap(), vec![1, 150_000]);
+}
+
+#[test]
+fn kmeans_with_a_cluster_of_150000_points_matches_cpu() {
+    // The whole loop on 200,000 points in two blobs of 150,000 and 50,000.
+    let (x, truth) = blobs(&[150_000, 50_000], 3, 80);
+    let n = truth.len();
+    let c = KMeansConfig {
+        init: Init::FirstK,
+        max_iters: 3,
+        tol: 0.0,
+        ..cfg(2)
+    };
+    let g = kmeans(&gpu(), &upload(&x, &[n, 3]), &c).unwrap();
+    assert!(same_partition(&g.assign, &truth));
+    let r = kmeans_cpu(&x, 3, &c).unwrap();
+    let rc: Vec<f32> = r.centroids.iter().map(|&v| v as f32).collect();
+    assert_close(&g.centroids.to_vec().unwrap(), &rc, 1e-4, 1e-4, "centroids");
+}

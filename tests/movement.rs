@@ -374,6 +374,57 @@ fn scatter_add_above_the_binding_limit() {
     );
 }
 
+#[test]
+fn scatter_add_segments_longer_than_a_loop_limit() {
+    // 100,000 rows, 9 in 10 into row 0: one thread per output element walked 90,000 entries
+    // and stopped after 65,535 (26.67 instead of 54.46). Segments from the CPU (which know the
+    // longest segment) and from the GPU (bounded by m), and a segment of exactly one window.
+    let (m, n, d) = (100_000, 3, 2);
+    let src = rand_vec(m * d, 15);
+    let mut idx: Vec<u32> = (0..m).map(|i| (i % 10 == 9) as u32).collect();
+    idx[m - 1] = 2;
+    let want = bits(&scatter_add_rows_cpu(&src, d, &idx, n));
+    let s = upload(&src, &[m, d]);
+    for seg in [
+        Segments::from_slice(&gpu(), &idx, n).unwrap(),
+        Segments::from_tensor(&upload_u32(&idx), n).unwrap(),
+    ] {
+        let got = scatter_add_rows(&s, &seg).unwrap().to_vec().unwrap();
+        assert_same(&bits(&got), &want, "100,000 rows into 3");
+    }
+    let idx = vec![0u32; 32_768];
+    let src = rand_vec(idx.len(), 16);
+    let seg = Segments::from_slice(&gpu(), &idx, 1).unwrap();
+    let got = scatter_add_rows(&upload(&src, &[idx.len(), 1]), &seg)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_same(
+        &bits(&got),
+        &bits(&scatter_add_rows_cpu(&src, 1, &idx, 1)),
+        "32,768 rows into 1",
+    );
+}
+
+#[test]
+fn scatter_add_long_segments_above_the_binding_limit() {
+    // 140,000 source rows of 256 (143 MB, two source chunks), nearly all into row 1: windows
+    // of the segment and chunks of the source interleave, and the sums keep their order.
+    let (n, d, m) = (3, 256, 140_000);
+    let src = rand_vec(m * d, 17);
+    let idx: Vec<u32> = (0..m).map(|i| [1, 1, 1, 1, 1, 1, 0][i % 7]).collect();
+    let seg = Segments::from_slice(&gpu(), &idx, n).unwrap();
+    let got = scatter_add_rows(&upload(&src, &[m, d]), &seg)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_same(
+        &bits(&got),
+        &bits(&scatter_add_rows_cpu(&src, d, &idx, n)),
+        "result",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // transpose
 

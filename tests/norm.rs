@@ -145,6 +145,20 @@ fn layernorm_matches_cpu() {
 }
 
 #[test]
+fn rows_longer_than_a_loop_limit() {
+    // A row's 256 invocations each walk 1/256 of it once per pass; llvmpipe stops an invocation
+    // after 65,535 loop iterations, so softmax (two passes) broke above 8.39M columns (relative
+    // error 1.0 at 8,448,000) and layernorm (three) above 5.59M. Such rows now run one pass per
+    // dispatch over windows of columns.
+    let c = 8_400_000;
+    let x = rand_vec(2 * c, 70);
+    check_softmax(&x, 2, c, "2x8400000");
+    let c = 5_600_000;
+    let x: Vec<f32> = rand_vec(c, 71).iter().map(|v| 3.0 * v + 0.5).collect();
+    check_layernorm(&x, &[1, c], true, LAYERNORM_EPS, "1x5600000");
+}
+
+#[test]
 fn layernorm_is_stable_with_a_large_mean() {
     // Rows of 1000 + small noise: a one-pass E[x²] − E[x]² would lose the variance entirely.
     let (r, c) = (9, 301);

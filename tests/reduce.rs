@@ -94,6 +94,20 @@ fn row_reductions_on_a_row_of_a_million_columns() {
 }
 
 #[test]
+fn row_reductions_on_rows_longer_than_a_loop_limit() {
+    // 16,800,001 columns: each of a row's 256 invocations walked 65,626 of them in one dispatch
+    // and llvmpipe stopped it at 65,535 loop iterations (a sum of -45.04 for 2362.75, argmax
+    // 9745280 for 9696100). Rows are now walked in windows of 2^23 columns. The largest value
+    // twice, in the second and the third window (the lower index wins), the smallest at the end.
+    let c = 16_800_001;
+    let mut x = rand_vec(c, 13);
+    x[9_000_000] = 2.0;
+    x[16_000_000] = 2.0;
+    x[c - 1] = -2.0;
+    check_all_rows(&x, &[c], 1.0, "1x16800001");
+}
+
+#[test]
 fn row_reductions_over_65535_rows() {
     let (r, c) = (70_001, 3);
     let x = rand_vec(r * c, 11);

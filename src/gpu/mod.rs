@@ -466,13 +466,7 @@ impl Gpu {
         if cap_rows >= rows {
             return Ok(vec![(0, rows)]);
         }
-        // Every chunk start must give an aligned byte offset for every tensor.
-        let mut step = 1usize;
-        for &rb in row_bytes {
-            let g = gcd(rb, lim.storage_offset_alignment);
-            let need = (lim.storage_offset_alignment / g) as usize;
-            step = lcm(step, need);
-        }
+        let step = self.row_step(row_bytes);
         let chunk = (cap_rows / step) * step;
         if chunk == 0 {
             return Err(Error::TooLarge {
@@ -490,6 +484,41 @@ impl Gpu {
             start += n;
         }
         Ok(out)
+    }
+}
+
+impl Gpu {
+    /// Rows between aligned chunk starts: every multiple of it gives an aligned byte offset for
+    /// every tensor of `row_bytes` bytes per row.
+    fn row_step(&self, row_bytes: &[u64]) -> usize {
+        let align = self.kernel_limits().storage_offset_alignment;
+        row_bytes.iter().fold(1usize, |step, &rb| {
+            lcm(step, (align / gcd(rb, align)) as usize)
+        })
+    }
+
+    /// [`Gpu::row_chunks`] with at most `max_rows` rows per chunk: `max_rows` is rounded down to
+    /// a multiple of the alignment step (at least one step, so a chunk may hold more than
+    /// `max_rows` rows when `max_rows` is below the step: 64 rows at most for 4-byte rows and
+    /// 256-byte alignment). For kernels whose loops grow with the rows bound (see
+    /// [`crate::kernels::LOOP_BUDGET`]).
+    pub fn row_chunks_at_most(
+        &self,
+        rows: usize,
+        row_bytes: &[u64],
+        max_rows: usize,
+    ) -> Result<Vec<(usize, usize)>> {
+        let step = self.row_step(row_bytes);
+        let cap = (max_rows / step).max(1) * step;
+        Ok(self
+            .row_chunks(rows, row_bytes)?
+            .into_iter()
+            .flat_map(|(s, n)| {
+                (s..s + n)
+                    .step_by(cap)
+                    .map(move |a| (a, cap.min(s + n - a)))
+            })
+            .collect())
     }
 }
 

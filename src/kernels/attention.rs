@@ -16,6 +16,10 @@
 //! Work is split into runs of whole sequences so every binding stays under the storage-binding
 //! limit. When `head_dim`, the row strides and the column offsets are multiples of 4 the kernel
 //! reads and writes vec4s (entry `attention_v4`), else scalars (entry `attention`).
+//! Long sequences are taken in ranges of keys, one dispatch each, that continue the previous
+//! range's running max, sum and unnormalised output, so that no invocation loops more than
+//! [`LOOP_BUDGET`] times per dispatch (about 32,000 / (2 · head_dim + 4) keys per range, with
+//! head_dim counted in vec4s for `attention_v4`).
 //!
 //! The same shader holds [`add_layernorm`], the residual step of a transformer block:
 //! `layernorm(a + b) · gamma + beta` in one barrier-free pass (one row per invocation), which on
@@ -23,6 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
+use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
 /// The attention shader.
@@ -36,6 +41,8 @@ pub const MAX_HEAD_DIM: usize = 128;
 
 /// Query rows per attention workgroup (one (sequence, head) pair per workgroup).
 const WG: usize = 32;
+/// Keys per tile of the kernel (`KT` in the shader).
+const KT: usize = 16;
 /// Rows per `add_layernorm` workgroup.
 const LN_WG: usize = 64;
 
@@ -96,7 +103,24 @@ struct Params {
     v_off: u32,
     b0: u32,
     scale: f32,
-    _pad: [u32; 3],
+    kbeg: u32,
+    kend: u32,
+    flags: u32,
+}
+
+/// `Params::flags`: the first key range (start from nothing).
+const FIRST_RANGE: u32 = 1;
+/// `Params::flags`: the last key range (normalise and write the output).
+const LAST_RANGE: u32 = 2;
+
+/// Keys one attention dispatch takes, a multiple of the key tile: per key two loops over the
+/// `width` values of a head (head_dim, or head_dim / 4 for vec4 rows), per tile one more, and
+/// three such loops per dispatch (the query, a carried accumulator, the output), all within
+/// [`LOOP_BUDGET`].
+fn keys_per_dispatch(width: usize) -> usize {
+    let per_tile = KT * (2 * width + 4) + width + 4;
+    let fixed = 3 * (width + 1) + 8;
+    KT * (LOOP_BUDGET.saturating_sub(fixed) / per_tile).max(1)
 }
 
 /// One operand: a tensor read with a row stride and a column offset.
@@ -265,18 +289,37 @@ fn launch(
         return Ok(out);
     }
     let seq_bytes = |rs: usize| (shape.seq * rs) as u64 * 4;
-    let row_bytes: Vec<u64> = ops
-        .iter()
-        .map(|o| seq_bytes(o.rs))
-        .chain([seq_bytes(hidden)])
-        .collect();
     // vec4 loads when every head, row and column offset starts on a multiple of 4 values.
     let aligned = shape.head_dim.is_multiple_of(4)
         && ops
             .iter()
             .all(|o| o.rs.is_multiple_of(4) && o.off.is_multiple_of(4));
     let entry = if aligned { "attention_v4" } else { "attention" };
-    for (b0, nb) in gpu.row_chunks(shape.batch, &row_bytes)? {
+    let keys = keys_per_dispatch(if aligned {
+        shape.head_dim / 4
+    } else {
+        shape.head_dim
+    });
+    // Key ranges carry a running max and sum per query row and head between dispatches.
+    let split = shape.seq > keys;
+    let state_seq_bytes = seq_bytes(2 * shape.heads);
+    let mut row_bytes: Vec<u64> = ops
+        .iter()
+        .map(|o| seq_bytes(o.rs))
+        .chain([seq_bytes(hidden)])
+        .collect();
+    if split {
+        row_bytes.push(state_seq_bytes);
+    }
+    let chunks = gpu.row_chunks(shape.batch, &row_bytes)?;
+    let state_len = if split {
+        let most = chunks.iter().map(|c| c.1).max().unwrap_or(0);
+        most * shape.seq * 2 * shape.heads
+    } else {
+        1 // a dummy binding
+    };
+    let state = Tensor::empty(gpu, &[state_len])?;
+    for (b0, nb) in chunks {
         let bind =
             |rs: usize| -> (u64, u64) { (b0 as u64 * seq_bytes(rs), nb as u64 * seq_bytes(rs)) };
         let params = Params {
@@ -293,7 +336,9 @@ fn launch(
             v_off: to_u32(ops[2].off, "the column offset of V")?,
             b0: to_u32(b0, "the first sequence")?,
             scale,
-            _pad: [0; 3],
+            kbeg: 0,
+            kend: 0,
+            flags: 0,
         };
         let groups = nb
             .checked_mul(shape.heads)
@@ -316,14 +361,33 @@ fn launch(
             offset,
             size,
         });
-        gpu.dispatch(
-            &SHADER,
-            entry,
-            &[],
-            bytemuck::bytes_of(&params),
-            &bufs,
-            groups,
-        )?;
+        bufs.push(BufRange {
+            buf: state.buffer(),
+            offset: 0,
+            size: if split {
+                nb as u64 * state_seq_bytes
+            } else {
+                4
+            },
+        });
+        for kbeg in (0..shape.seq).step_by(keys) {
+            let kend = (kbeg + keys).min(shape.seq);
+            let params = Params {
+                kbeg: kbeg as u32,
+                kend: kend as u32,
+                flags: if kbeg == 0 { FIRST_RANGE } else { 0 }
+                    | if kend == shape.seq { LAST_RANGE } else { 0 },
+                ..params
+            };
+            gpu.dispatch(
+                &SHADER,
+                entry,
+                &[],
+                bytemuck::bytes_of(&params),
+                &bufs,
+                groups,
+            )?;
+        }
     }
     Ok(out)
 }
@@ -340,6 +404,9 @@ struct LnParams {
 /// `layernorm(a + b) · gamma + beta` over the last dimension (biased variance, as PyTorch's
 /// `layer_norm`): `a` and `b` have one shape, `gamma` and `beta` hold `cols` values each.
 /// Returns a new tensor of `a`'s shape.
+///
+/// One invocation walks a row three times, so rows longer than a third of [`LOOP_BUDGET`]
+/// (10,900 values) take an elementwise add and [`crate::kernels::norm::layernorm`] instead.
 pub fn add_layernorm(
     a: &Tensor,
     b: &Tensor,
@@ -385,6 +452,11 @@ pub fn add_layernorm(
         return Err(Error::Invalid(format!(
             "{OP}: eps must be finite and non-negative, not {eps}"
         )));
+    }
+    if 3 * (cols + 1) + 8 > LOOP_BUDGET {
+        let s =
+            crate::kernels::elementwise::binary(a, b, crate::kernels::elementwise::Binary::Add)?;
+        return crate::kernels::norm::layernorm(&s, Some(gamma), Some(beta), eps);
     }
     let gpu = a.gpu();
     let y = Tensor::empty(gpu, a.shape())?;

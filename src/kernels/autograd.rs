@@ -12,10 +12,14 @@
 //!   hash, so a mask depends only on (seed, stream, element index).
 //!
 //! Flat kernels are chunked in blocks of [`FLAT_BLOCK`] elements and row kernels by
-//! [`Gpu::row_chunks`], so tensors above the storage-binding limit work.
+//! [`Gpu::row_chunks`], so tensors above the storage-binding limit work. Row kernels walk rows
+//! of up to 2^22 values in one dispatch; longer rows run their sum pass, then their writing
+//! pass, over windows of columns, one dispatch each, carrying each row's running sum, so that
+//! no invocation loops more than [`crate::kernels::LOOP_BUDGET`] times per dispatch.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
+use crate::kernels::col_windows;
 use crate::kernels::elementwise::Unary;
 use crate::kernels::reduce::{check_f32, row_shape};
 use crate::tensor::{DType, Tensor};
@@ -40,7 +44,18 @@ struct Params {
     beta: f32,
     k0: u32,
     k1: u32,
+    c0: u32,
+    c1: u32,
+    flags: u32,
+    _pad: u32,
 }
+
+// `Params::flags` of the row kernels: the sum pass, the writing pass, and the first and last
+// windows of the sum pass.
+const SUM_PASS: u32 = 1;
+const WRITE_PASS: u32 = 2;
+const FIRST_WINDOW: u32 = 4;
+const LAST_WINDOW: u32 = 8;
 
 fn u32_of(v: usize, what: &str, op: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Invalid(format!("{op}: {what} = {v} exceeds u32")))
@@ -200,7 +215,10 @@ pub fn fill_scalar(s: &Tensor, alpha: f32, shape: &[usize]) -> Result<Tensor> {
 }
 
 /// Runs a row kernel (one workgroup per row) over row chunks; `bind(start, rows)` gives the
-/// bindings of a chunk. `row_bytes` lists the bytes per row of every row-bound tensor.
+/// bindings of a chunk. `row_bytes` lists the bytes per row of every row-bound tensor. Rows
+/// longer than one dispatch may walk twice run the sum pass, then the writing pass, over column
+/// windows; a kernel that keeps its running sums in a state buffer of `state_words` floats per
+/// row gets it as the last binding (a dummy when the rows take one dispatch).
 #[allow(clippy::too_many_arguments)]
 fn run_rows<'a>(
     gpu: &Gpu,
@@ -209,22 +227,55 @@ fn run_rows<'a>(
     mut params: Params,
     rows: usize,
     row_bytes: &[u64],
+    state_words: usize,
     op: &str,
     bind: impl Fn(usize, usize) -> Vec<BufRange<'a>>,
 ) -> Result<()> {
     if rows == 0 {
         return Ok(());
     }
+    let cols = params.cols as usize;
+    let windows = col_windows(cols, 2);
+    let steps: Vec<(usize, usize, u32)> = if windows.len() == 1 {
+        vec![(0, cols, SUM_PASS | WRITE_PASS | FIRST_WINDOW | LAST_WINDOW)]
+    } else {
+        let last = windows.len() - 1;
+        let sums = windows.iter().enumerate().map(|(i, &(c0, c1))| {
+            let first = if i == 0 { FIRST_WINDOW } else { 0 };
+            (
+                c0,
+                c1,
+                SUM_PASS | first | if i == last { LAST_WINDOW } else { 0 },
+            )
+        });
+        let writes = windows.iter().map(|&(c0, c1)| (c0, c1, WRITE_PASS));
+        sums.chain(writes).collect()
+    };
     for (start, n) in gpu.row_chunks(rows, row_bytes)? {
         params.n = u32_of(n, "rows", op)?;
-        gpu.dispatch(
-            &SHADER,
-            entry,
-            constants,
-            bytemuck::bytes_of(&params),
-            &bind(start, n),
-            params.n,
-        )?;
+        let state = if state_words > 0 {
+            let len = if steps.len() > 1 { state_words * n } else { 1 };
+            Some(Tensor::empty(gpu, &[len])?)
+        } else {
+            None
+        };
+        let mut bufs = bind(start, n);
+        if let Some(t) = &state {
+            bufs.push(t.range());
+        }
+        for &(c0, c1, flags) in &steps {
+            params.c0 = c0 as u32;
+            params.c1 = c1 as u32;
+            params.flags = flags;
+            gpu.dispatch(
+                &SHADER,
+                entry,
+                constants,
+                bytemuck::bytes_of(&params),
+                &bufs,
+                params.n,
+            )?;
+        }
     }
     Ok(())
 }
@@ -285,6 +336,7 @@ pub fn softmax_rows_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tenso
         params,
         y.rows(),
         &[rb],
+        1,
         OP,
         |s, n| vec![y.row_range(s, n), dy.row_range(s, n), dx.row_range(s, n)],
     )?;
@@ -332,6 +384,7 @@ pub fn layernorm_backward(
         params,
         x.rows(),
         &[rb, 4],
+        2,
         OP,
         |s, n| {
             let xr = x.row_range(s, n);
@@ -375,6 +428,7 @@ pub fn l2_normalize_rows(x: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
         params,
         x.rows(),
         &[cols as u64 * 4, 4],
+        0,
         OP,
         |s, n| vec![x.row_range(s, n), y.row_range(s, n), elems(&nrm, s, n)],
     )?;
@@ -407,6 +461,7 @@ pub fn l2_normalize_rows_backward(
         params,
         y.rows(),
         &[cols as u64 * 4, 4],
+        1,
         OP,
         |s, n| {
             vec![

@@ -12,10 +12,14 @@
 //!
 //! Ties go to the lower code index, in [`nearest`] and in the order of [`top_k`] lists.
 //! Queries are split into row chunks (`Gpu::row_chunks`) so inputs above the storage-binding
-//! limit work, and dispatches of more than 65,535 workgroups are folded.
+//! limit work, and dispatches of more than 65,535 workgroups are folded. Large codebooks are
+//! searched in ranges of codes, one dispatch each, that continue the running best (or top-k
+//! list) left by the previous range, so that no invocation loops more than [`LOOP_BUDGET`]
+//! times per dispatch: about 32,000 / (d + 3) code tiles per range, fewer for top-k.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, GpuBuffer, ShaderSource};
+use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
 /// The codebook shader.
@@ -105,19 +109,39 @@ struct Params {
     gpb: u32,
     topk: u32,
     bfirst: u32,
+    c_begin: u32,
+    c_end: u32,
+    flags: u32,
+    _pad: u32,
 }
 
-/// (entry-point stem, queries per invocation, invocations per workgroup).
-fn tile_shape(tile: Tile) -> (&'static str, usize, usize) {
+/// `Params::flags`: the first code range (nothing to continue).
+const FIRST_RANGE: u32 = 1;
+/// `Params::flags`: the last code range (distances are clamped at 0).
+const LAST_RANGE: u32 = 2;
+
+/// (entry-point stem, queries per invocation, invocations per workgroup, codes per tile).
+fn tile_shape(tile: Tile) -> (&'static str, usize, usize, usize) {
     match tile {
-        Tile::Wide => ("nearest_wide", 32, 8),
-        Tile::Medium | Tile::Auto => ("nearest_medium", 4, 64),
-        Tile::Small => ("nearest_small", 1, 64),
+        Tile::Wide => ("nearest_wide", 32, 8, 32),
+        Tile::Medium | Tile::Auto => ("nearest_medium", 4, 64, 8),
+        Tile::Small => ("nearest_small", 1, 64, 4),
     }
 }
 
-/// Queries per invocation and invocations per workgroup of the top-k entry point.
-const TOPK_SHAPE: (usize, usize) = (4, 32);
+/// Queries per invocation, invocations per workgroup and codes per tile of the top-k entry
+/// point.
+const TOPK_SHAPE: (usize, usize, usize) = (4, 32, 8);
+
+/// Codes one search dispatch compares with, a multiple of the tile width: each tile costs a
+/// loop over the `width` values of a row (d, or d / 4 for vec4 rows), and for top-k up to `kk`
+/// insertion steps for each of its query-code pairs (a list shifts one entry per step), on top
+/// of a few fixed loops; all within [`LOOP_BUDGET`].
+fn codes_per_dispatch(width: usize, qpi: usize, tile_codes: usize, topk: Option<usize>) -> usize {
+    let per_tile = width + 3 + topk.map_or(0, |kk| qpi * tile_codes * kk);
+    let fixed = 4 * qpi + topk.map_or(0, |kk| qpi * (MAX_TOP_K + 2 * kk + 2));
+    (LOOP_BUDGET.saturating_sub(fixed) / per_tile).max(1) * tile_codes
+}
 
 fn resolve(gpu: &Gpu, tile: Tile, k: usize) -> Tile {
     match tile {
@@ -475,10 +499,12 @@ fn search(
     let (k, d) = (lay.k, lay.d);
     let per = topk.unwrap_or(1);
     let v4 = d.is_multiple_of(4);
-    let (entry, qpi, wg) = match topk {
-        Some(_) => ("topk", TOPK_SHAPE.0, TOPK_SHAPE.1),
+    let (entry, qpi, wg, tile_codes) = match topk {
+        Some(_) => ("topk", TOPK_SHAPE.0, TOPK_SHAPE.1, TOPK_SHAPE.2),
         None => tile_shape(resolve(gpu, opts.tile, k)),
     };
+    let width = if v4 { d / 4 } else { d };
+    let range = codes_per_dispatch(width, qpi, tile_codes, topk);
     let entry = format!("{entry}_{}", if v4 { "v4" } else { "s" });
     let qpw = qpi * wg;
     let lim = gpu.kernel_limits();
@@ -526,48 +552,62 @@ fn search(
             gpb: gpb as u32,
             topk: per as u32,
             bfirst: bfirst as u32,
+            c_begin: 0,
+            c_end: k as u32,
+            flags: FIRST_RANGE | LAST_RANGE,
+            _pad: 0,
         };
-        if whole {
-            let groups = groups_for((blast - bfirst + 1) * gpb, op)?;
-            gpu.dispatch(
-                &SHADER,
-                &entry,
-                &[],
-                bytemuck::bytes_of(&base),
-                &[xr, codes.range(), terms.range(), oi, od],
-                groups,
-            )?;
-        } else {
-            for b in bfirst..=blast {
-                let (cbuf, coff) =
-                    aligned_slice(gpu, codes.buffer(), b as u64 * code_bytes, code_bytes)?;
-                let (tbuf, toff) =
-                    aligned_slice(gpu, terms.buffer(), b as u64 * term_bytes, term_bytes)?;
-                let params = Params {
-                    b0: b as u32,
-                    c_off: (coff.0 / 4) as u32,
-                    a_off: (toff.0 / 8) as u32,
-                    bfirst: b as u32,
-                    ..base
-                };
-                let cr = BufRange {
-                    buf: cbuf.as_ref().unwrap_or(codes.buffer()),
-                    offset: coff.1,
-                    size: coff.0 + code_bytes,
-                };
-                let tr = BufRange {
-                    buf: tbuf.as_ref().unwrap_or(terms.buffer()),
-                    offset: toff.1,
-                    size: toff.0 + term_bytes,
-                };
+        for c_begin in (0..k).step_by(range) {
+            let c_end = (c_begin + range).min(k);
+            let base = Params {
+                c_begin: c_begin as u32,
+                c_end: c_end as u32,
+                flags: if c_begin == 0 { FIRST_RANGE } else { 0 }
+                    | if c_end == k { LAST_RANGE } else { 0 },
+                ..base
+            };
+            if whole {
+                let groups = groups_for((blast - bfirst + 1) * gpb, op)?;
                 gpu.dispatch(
                     &SHADER,
                     &entry,
                     &[],
-                    bytemuck::bytes_of(&params),
-                    &[xr, cr, tr, oi, od],
-                    groups_for(gpb, op)?,
+                    bytemuck::bytes_of(&base),
+                    &[xr, codes.range(), terms.range(), oi, od],
+                    groups,
                 )?;
+            } else {
+                for b in bfirst..=blast {
+                    let (cbuf, coff) =
+                        aligned_slice(gpu, codes.buffer(), b as u64 * code_bytes, code_bytes)?;
+                    let (tbuf, toff) =
+                        aligned_slice(gpu, terms.buffer(), b as u64 * term_bytes, term_bytes)?;
+                    let params = Params {
+                        b0: b as u32,
+                        c_off: (coff.0 / 4) as u32,
+                        a_off: (toff.0 / 8) as u32,
+                        bfirst: b as u32,
+                        ..base
+                    };
+                    let cr = BufRange {
+                        buf: cbuf.as_ref().unwrap_or(codes.buffer()),
+                        offset: coff.1,
+                        size: coff.0 + code_bytes,
+                    };
+                    let tr = BufRange {
+                        buf: tbuf.as_ref().unwrap_or(terms.buffer()),
+                        offset: toff.1,
+                        size: toff.0 + term_bytes,
+                    };
+                    gpu.dispatch(
+                        &SHADER,
+                        &entry,
+                        &[],
+                        bytemuck::bytes_of(&params),
+                        &[xr, cr, tr, oi, od],
+                        groups_for(gpb, op)?,
+                    )?;
+                }
             }
         }
     }

@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::codebook::Metric;
+use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
 /// The kmeans shader.
@@ -18,6 +19,14 @@ pub const SHADER: ShaderSource = ShaderSource {
 
 /// Points per block of [`block_sums`] and of the radix sort.
 pub const BLOCK: usize = 256;
+
+/// Counts each scan invocation covers per dispatch: two loops over them plus one over 256
+/// totals stay within [`LOOP_BUDGET`].
+const SCAN_SEG: usize = (LOOP_BUDGET - 512) / 2;
+
+/// Members whose distances one `centroid_finish` dispatch sums per cluster: 64 invocations
+/// stride over them, next to a few loops over the dimensions.
+const FINISH_WINDOW: usize = 64 * (LOOP_BUDGET / 2);
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -136,7 +145,8 @@ pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
     let bits = usize::BITS - (k.max(2) - 1).leading_zeros();
     let passes = bits.div_ceil(8).max(1) as usize;
     let rank = Tensor::empty_typed(gpu, &[n], DType::U32)?;
-    let hist = Tensor::empty_typed(gpu, &[256 * nb], DType::U32)?;
+    // The digit counts, and one more word: the running total between scan windows.
+    let hist = Tensor::empty_typed(gpu, &[256 * nb + 1], DType::U32)?;
     let mut kin = keys.clone();
     let mut vin = keys.clone();
     let mut out = None;
@@ -159,7 +169,17 @@ pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
                 &[range_u32(&kin, 0, n, 1), rank.range(), hist.range()],
                 groups(nb, 1, "sort_keys")?,
             )?;
-            dispatch(gpu, "radix_scan", &p, &[hist.range()], 1)?;
+            // One workgroup scans a window of the counts per dispatch: each invocation sums
+            // and rewrites 1/256 of the window, two loops, so windows of 256·SCAN_SEG counts.
+            for w0 in (0..256 * nb).step_by(256 * SCAN_SEG) {
+                let sp = Params {
+                    r0: w0 as u32,
+                    rows: (256 * SCAN_SEG).min(256 * nb - w0) as u32,
+                    first: (w0 == 0) as u32,
+                    ..p
+                };
+                dispatch(gpu, "radix_scan", &sp, &[hist.range()], 1)?;
+            }
             dispatch(
                 gpu,
                 "radix_scatter",
@@ -209,13 +229,18 @@ pub fn segment_starts(sorted: &Tensor, k: usize) -> Result<Tensor> {
         "seg_starts",
         &p,
         &[keys, starts.range()],
-        groups(n + 1, 64, "segment_starts")?,
+        groups(k + 1, 64, "segment_starts")?,
     )?;
     Ok(starts)
 }
 
 /// Per-cluster sums of the rows of `x [n, d]` (F32 `[k, d]`): cluster c sums, per dimension and
 /// in point order, the rows `perm[starts[c] .. starts[c + 1]]`, walking x in row chunks.
+///
+/// A workgroup walks one cluster's members serially, and a cluster may hold more members than
+/// one invocation may loop over ([`LOOP_BUDGET`]): x is walked in chunks of about 31,000 rows
+/// (fewer for rows over 256 values; the dimensions in windows when there are more than 16,384
+/// per row) whose partial sums add up in point order.
 pub fn centroid_sums(x: &Tensor, perm: &Tensor, starts: &Tensor, k: usize) -> Result<Tensor> {
     let (n, d) = (x.rows(), x.cols());
     want(perm, DType::U32, n, "centroid_sums", "perm")?;
@@ -225,33 +250,45 @@ pub fn centroid_sums(x: &Tensor, perm: &Tensor, starts: &Tensor, k: usize) -> Re
     if n == 0 {
         return Ok(acc);
     }
-    let entry = if d.is_multiple_of(4) {
+    let v4 = d.is_multiple_of(4);
+    let entry = if v4 {
         "centroid_accum_v4"
     } else {
         "centroid_accum_s"
     };
-    for (i, (r0, rows)) in gpu.row_chunks(n, &[d as u64 * 4])?.into_iter().enumerate() {
-        let p = Params {
-            n: n as u32,
-            k: k as u32,
-            d: d as u32,
-            r0: r0 as u32,
-            rows: rows as u32,
-            first: (i == 0) as u32,
-            ..params()
-        };
-        dispatch(
-            gpu,
-            entry,
-            &p,
-            &[
-                x.row_range(r0, rows),
-                perm.range(),
-                starts.range(),
-                acc.range(),
-            ],
-            groups(k, 1, "centroid_sums")?,
-        )?;
+    // Per invocation and dispatch: one pass per 64 columns of the window, each over the chunk's
+    // members of the cluster (runs of 64 add one iteration per run) and two binary searches.
+    let width = if v4 { d / 4 } else { d };
+    let col_passes = width.div_ceil(64).clamp(1, 256);
+    let window_cols = 64 * col_passes;
+    let window_rows = ((LOOP_BUDGET - 128) / col_passes * 64 / 66).max(64);
+    let chunks = gpu.row_chunks_at_most(n, &[d as u64 * 4], window_rows)?;
+    for c0 in (0..width).step_by(window_cols) {
+        for (i, &(r0, rows)) in chunks.iter().enumerate() {
+            let p = Params {
+                n: n as u32,
+                k: k as u32,
+                d: d as u32,
+                r0: r0 as u32,
+                rows: rows as u32,
+                first: (i == 0) as u32,
+                a: c0 as u32,
+                b: (c0 + window_cols).min(width) as u32,
+                ..params()
+            };
+            dispatch(
+                gpu,
+                entry,
+                &p,
+                &[
+                    x.row_range(r0, rows),
+                    perm.range(),
+                    starts.range(),
+                    acc.range(),
+                ],
+                groups(k, 1, "centroid_sums")?,
+            )?;
+        }
     }
     Ok(acc)
 }
@@ -284,34 +321,44 @@ pub fn centroid_finish(
             "stats holds fewer than 4 values per cluster",
         ));
     }
-    let p = Params {
-        n: n as u32,
-        k: k as u32,
-        d: d as u32,
-        metric: metric_code(metric),
-        ..params()
-    };
     let gpu = old.gpu();
     let (pr, dr) = if n == 0 {
         (starts.range(), sums.range())
     } else {
         (perm.range(), dist.range())
     };
-    dispatch(
-        gpu,
-        "centroid_finish",
-        &p,
-        &[
-            sums.range(),
-            old.range(),
-            pr,
-            starts.range(),
-            dr,
-            new.range(),
-            stats,
-        ],
-        groups(k, 1, "centroid_finish")?,
-    )
+    // Windows of members per cluster: every dispatch but the last only adds its window's
+    // distances to the statistics.
+    let windows = n.div_ceil(FINISH_WINDOW).max(1);
+    for w in 0..windows {
+        let p = Params {
+            n: n as u32,
+            k: k as u32,
+            d: d as u32,
+            metric: metric_code(metric),
+            a: (w * FINISH_WINDOW) as u32,
+            b: FINISH_WINDOW as u32,
+            first: (w == 0) as u32,
+            last: (w + 1 == windows) as u32,
+            ..params()
+        };
+        dispatch(
+            gpu,
+            "centroid_finish",
+            &p,
+            &[
+                sums.range(),
+                old.range(),
+                pr,
+                starts.range(),
+                dr,
+                new.range(),
+                stats,
+            ],
+            groups(k, 1, "centroid_finish")?,
+        )?;
+    }
+    Ok(())
 }
 
 /// For each `(dst, src)` pair of `pairs` (U32 `[m, 2]`), sets row `dst` of `c` to row `src` of
@@ -424,6 +471,8 @@ pub fn pp_pick(partials: &Tensor, mind: &Tensor, u: f32, step: usize, pair: &Ten
     let n = mind.numel();
     want(pair, DType::U32, 2, "pp_pick", "pair")?;
     want(partials, DType::F32, block_count(n), "pp_pick", "partials")?;
+    // Sums of 256 partials each, so that the pick walks at most 256 blocks.
+    let supers = block_sums(partials)?;
     let p = Params {
         n: n as u32,
         nb: block_count(n) as u32,
@@ -435,7 +484,7 @@ pub fn pp_pick(partials: &Tensor, mind: &Tensor, u: f32, step: usize, pair: &Ten
         mind.gpu(),
         "pp_pick",
         &p,
-        &[partials.range(), mind.range(), pair.range()],
+        &[partials.range(), mind.range(), pair.range(), supers.range()],
         1,
     )
 }

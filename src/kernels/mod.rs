@@ -26,6 +26,32 @@ pub mod reduce;
 
 use crate::gpu::ShaderSource;
 
+/// Most loop iterations one shader invocation should run in one dispatch.
+///
+/// llvmpipe (lavapipe, the CPU Vulkan driver CI runs on) silently stops an invocation's loops
+/// after 65,535 iterations in all: every loop of the invocation counts, nested or not, and a
+/// loop costs at least one iteration each time it is entered, even when its condition fails at
+/// once. The shader runs on with whatever it had, so a longer loop drops work without any error.
+/// Launchers whose loops grow with the input (a long reduction, a big cluster, a long
+/// segment, many codes or keys) split the work so that no invocation runs more than this many
+/// iterations per dispatch, leaving half of the cap for the kernel's small fixed loops; the
+/// parts accumulate across dispatches in a fixed order. [`matmul::MAX_K_PER_DISPATCH`] is the
+/// same rule for matmul.
+pub const LOOP_BUDGET: usize = 1 << 15;
+
+/// Column windows `[c0, c1)` covering a row of `cols` values, for the row kernels whose 256
+/// invocations per row each walk a 256th of the window `loops` times in one dispatch: a single
+/// window `[0, cols)` while that stays within [`LOOP_BUDGET`] (rows up to 2^23 / `loops`
+/// values), else windows of that many columns, which the launchers walk in order, carrying
+/// the row's running statistics between dispatches.
+pub(crate) fn col_windows(cols: usize, loops: usize) -> Vec<(usize, usize)> {
+    let w = 256 * (LOOP_BUDGET / loops.max(1));
+    (0..cols.max(1))
+        .step_by(w)
+        .map(|c0| (c0, (c0 + w).min(cols)))
+        .collect()
+}
+
 /// Every shader of the crate, for validation and warm-up.
 pub fn all_shaders() -> Vec<ShaderSource> {
     vec![

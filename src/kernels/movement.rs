@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
+use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
 /// The movement shader.
@@ -211,6 +212,8 @@ pub struct Segments {
     order: Tensor,
     n: usize,
     m: usize,
+    /// The longest segment's length, or a bound on it (`m` when built on the GPU).
+    max_len: usize,
 }
 
 #[repr(C)]
@@ -248,11 +251,13 @@ impl Segments {
         u32_of(idx.len(), "indices", OP)?;
         check_indices(OP, idx, n, "scatter target")?;
         let (offsets, order) = segments_cpu(idx, n);
+        let max_len = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         Ok(Segments {
             offsets: Tensor::from_u32(gpu, &offsets, &[n + 1])?,
             order: Tensor::from_u32(gpu, &order, &[idx.len()])?,
             n,
             m: idx.len(),
+            max_len: max_len as usize,
         })
     }
 
@@ -349,6 +354,7 @@ impl Segments {
             order: vals,
             n,
             m,
+            max_len: m,
         })
     }
 
@@ -456,7 +462,9 @@ struct ScatterParams {
     s_start: u32,
     s_rows: u32,
     accumulate: u32,
-    _pad: [u32; 3],
+    w0: u32,
+    wlen: u32,
+    _pad: u32,
 }
 
 /// Scatter-add, gather's backward: `out[idx[i], :] += src[i, :]` into a new `[n, d]` F32
@@ -467,6 +475,11 @@ struct ScatterParams {
 /// [`scatter_add_rows_cpu`] and never depends on scheduling. The output and `src` may exceed
 /// one storage binding (both are chunked by rows; a source chunk continues the running sums of
 /// the previous one, keeping the order); `seg.order()` must fit in one binding.
+///
+/// A segment longer than [`LOOP_BUDGET`] entries is added in windows of that many, one
+/// dispatch each, continuing the same running sums. Segments built on the CPU know their
+/// longest segment; for [`Segments::from_tensor`] the bound is `m`, so each further window
+/// dispatch costs a pass over the output that ends early where a segment has ended.
 pub fn scatter_add_rows(src: &Tensor, seg: &Segments) -> Result<Tensor> {
     const OP: &str = "scatter_add_rows";
     require_f32(src, OP, "the source")?;
@@ -498,29 +511,36 @@ pub fn scatter_add_rows(src: &Tensor, seg: &Segments) -> Result<Tensor> {
     // aligned, 8 keeps the extra word within the binding limit.
     let o_chunks = gpu.row_chunks(n, &[rb, 4, 8])?;
     let s_chunks = gpu.row_chunks(m, &[rb])?;
+    // Windows of each segment's entries, in order; within a window the source chunks in order
+    // (entries ascend by source row, so this is the order of the entries).
+    let windows = seg.max_len.div_ceil(LOOP_BUDGET).max(1);
     for &(os, on) in &o_chunks {
-        for (k, &(ss, sn)) in s_chunks.iter().enumerate() {
-            let params = ScatterParams {
-                rows: on as u32,
-                d: d as u32,
-                s_start: ss as u32,
-                s_rows: sn as u32,
-                accumulate: (k > 0) as u32,
-                _pad: [0; 3],
-            };
-            gpu.dispatch(
-                &SHADER,
-                "scatter_add_rows",
-                &[],
-                bytemuck::bytes_of(&params),
-                &[
-                    rows_of(&seg.offsets, os, on + 1, 1),
-                    seg.order.range(),
-                    rows_of(src, ss, sn, d),
-                    rows_of(&out, os, on, d),
-                ],
-                groups(on as u64 * d as u64, OP)?,
-            )?;
+        for w in 0..windows {
+            for (k, &(ss, sn)) in s_chunks.iter().enumerate() {
+                let params = ScatterParams {
+                    rows: on as u32,
+                    d: d as u32,
+                    s_start: ss as u32,
+                    s_rows: sn as u32,
+                    accumulate: (w > 0 || k > 0) as u32,
+                    w0: (w * LOOP_BUDGET) as u32,
+                    wlen: LOOP_BUDGET as u32,
+                    _pad: 0,
+                };
+                gpu.dispatch(
+                    &SHADER,
+                    "scatter_add_rows",
+                    &[],
+                    bytemuck::bytes_of(&params),
+                    &[
+                        rows_of(&seg.offsets, os, on + 1, 1),
+                        seg.order.range(),
+                        rows_of(src, ss, sn, d),
+                        rows_of(&out, os, on, d),
+                    ],
+                    groups(on as u64 * d as u64, OP)?,
+                )?;
+            }
         }
     }
     Ok(out)

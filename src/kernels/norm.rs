@@ -2,10 +2,14 @@
 //! dimension, with f64 CPU references.
 //!
 //! Each op views its input as `[rows, cols]`, runs one 256-invocation workgroup per row and
-//! splits the rows into chunks so inputs above the storage binding limit work.
+//! splits the rows into chunks so inputs above the storage binding limit work. A row is walked
+//! in one dispatch up to 2^22 values (softmax) or 2.8M values (layernorm); longer rows run one
+//! pass per dispatch over windows of columns, carrying the row's statistics between them, so
+//! that no invocation loops more than [`crate::kernels::LOOP_BUDGET`] times per dispatch.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
+use crate::kernels::col_windows;
 use crate::kernels::reduce::{check_f32, row_shape};
 use crate::tensor::Tensor;
 
@@ -25,7 +29,47 @@ struct Params {
     rows: u32,
     cols: u32,
     eps: f32,
-    _pad: u32,
+    c0: u32,
+    c1: u32,
+    flags: u32,
+    _pad: [u32; 2],
+}
+
+// `Params::flags` of softmax: the statistics pass, the writing pass, the first window.
+const SM_STATS: u32 = 1;
+const SM_WRITE: u32 = 2;
+const SM_FIRST: u32 = 4;
+// `Params::flags` of layernorm: the sum pass, the squared-deviation pass, the writing pass,
+// the first and the last window of a pass.
+const LN_SUM: u32 = 1;
+const LN_VAR: u32 = 2;
+const LN_WRITE: u32 = 4;
+const LN_FIRST: u32 = 8;
+const LN_LAST: u32 = 16;
+
+/// The dispatches of a row walk: `(c0, c1, flags)` for `passes` (each a flag set walked over
+/// every window in order, with `first` and `last` marking the ends of a pass) when the row needs
+/// several windows, else one dispatch over `[0, cols)` with `all`.
+fn walk(
+    cols: usize,
+    loops: usize,
+    passes: &[u32],
+    first: u32,
+    last: u32,
+    all: u32,
+) -> Vec<(usize, usize, u32)> {
+    let windows = col_windows(cols, loops);
+    if windows.len() == 1 {
+        return vec![(0, cols, all)];
+    }
+    let mut out = Vec::new();
+    for &pass in passes {
+        for (i, &(c0, c1)) in windows.iter().enumerate() {
+            let f = if i == 0 { first } else { 0 } | if i + 1 == windows.len() { last } else { 0 };
+            out.push((c0, c1, pass | f));
+        }
+    }
+    out
 }
 
 fn to_u32(n: usize, what: &str) -> Result<u32> {
@@ -68,21 +112,36 @@ fn launch_softmax(x: &Tensor, y: &Tensor, log: bool, op: &'static str) -> Result
         return Ok(());
     }
     let rb = cols as u64 * 4;
+    let steps = walk(
+        cols,
+        2,
+        &[SM_STATS, SM_WRITE],
+        SM_FIRST,
+        0,
+        SM_STATS | SM_WRITE | SM_FIRST,
+    );
     for (start, n) in gpu.row_chunks(rows, &[rb])? {
-        let params = Params {
-            rows: to_u32(n, "rows")?,
-            cols: to_u32(cols, "cols")?,
-            eps: 0.0,
-            _pad: 0,
-        };
-        gpu.dispatch(
-            &SHADER,
-            "softmax_rows",
-            &[("LOG", if log { 1.0 } else { 0.0 })],
-            bytemuck::bytes_of(&params),
-            &[x.row_range(start, n), y.row_range(start, n)],
-            params.rows,
-        )?;
+        // The running (max, sum) of each row between windows; a dummy for one dispatch.
+        let state = Tensor::empty(gpu, &[if steps.len() > 1 { 2 * n } else { 1 }])?;
+        for &(c0, c1, flags) in &steps {
+            let params = Params {
+                rows: to_u32(n, "rows")?,
+                cols: to_u32(cols, "cols")?,
+                eps: 0.0,
+                c0: c0 as u32,
+                c1: c1 as u32,
+                flags,
+                _pad: [0; 2],
+            };
+            gpu.dispatch(
+                &SHADER,
+                "softmax_rows",
+                &[("LOG", if log { 1.0 } else { 0.0 })],
+                bytemuck::bytes_of(&params),
+                &[x.row_range(start, n), y.row_range(start, n), state.range()],
+                params.rows,
+            )?;
+        }
     }
     Ok(())
 }
@@ -214,46 +273,59 @@ pub fn layernorm_into<'a>(
     }
     let gpu = x.gpu();
     let rb = cols as u64 * 4;
+    let steps = walk(
+        cols,
+        3,
+        &[LN_SUM, LN_VAR, LN_WRITE],
+        LN_FIRST,
+        LN_LAST,
+        LN_SUM | LN_VAR | LN_WRITE | LN_FIRST | LN_LAST,
+    );
     for (start, n) in gpu.row_chunks(rows, &[rb, 4])? {
-        let params = Params {
-            rows: to_u32(n, "rows")?,
-            cols: to_u32(cols, "cols")?,
-            eps,
-            _pad: 0,
-        };
-        let xr = x.row_range(start, n);
-        // An absent gamma or beta is switched off by a constant; its slot gets a read-only dummy.
-        let vec_or_dummy = |t: Option<&'a Tensor>| match t {
-            Some(t) => BufRange {
+        for &(c0, c1, flags) in &steps {
+            let params = Params {
+                rows: to_u32(n, "rows")?,
+                cols: to_u32(cols, "cols")?,
+                eps,
+                c0: c0 as u32,
+                c1: c1 as u32,
+                flags,
+                _pad: [0; 2],
+            };
+            let xr = x.row_range(start, n);
+            // An absent gamma or beta is switched off by a constant; its slot gets a read-only dummy.
+            let vec_or_dummy = |t: Option<&'a Tensor>| match t {
+                Some(t) => BufRange {
+                    buf: t.buffer(),
+                    offset: 0,
+                    size: cols as u64 * 4,
+                },
+                None => xr,
+            };
+            let stat = |t: &'a Tensor| BufRange {
                 buf: t.buffer(),
-                offset: 0,
-                size: cols as u64 * 4,
-            },
-            None => xr,
-        };
-        let stat = |t: &'a Tensor| BufRange {
-            buf: t.buffer(),
-            offset: start as u64 * 4,
-            size: n as u64 * 4,
-        };
-        gpu.dispatch(
-            &SHADER,
-            "layernorm",
-            &[
-                ("HAS_GAMMA", if gamma.is_some() { 1.0 } else { 0.0 }),
-                ("HAS_BETA", if beta.is_some() { 1.0 } else { 0.0 }),
-            ],
-            bytemuck::bytes_of(&params),
-            &[
-                xr,
-                vec_or_dummy(gamma),
-                vec_or_dummy(beta),
-                y.row_range(start, n),
-                stat(mean),
-                stat(rstd),
-            ],
-            params.rows,
-        )?;
+                offset: start as u64 * 4,
+                size: n as u64 * 4,
+            };
+            gpu.dispatch(
+                &SHADER,
+                "layernorm",
+                &[
+                    ("HAS_GAMMA", if gamma.is_some() { 1.0 } else { 0.0 }),
+                    ("HAS_BETA", if beta.is_some() { 1.0 } else { 0.0 }),
+                ],
+                bytemuck::bytes_of(&params),
+                &[
+                    xr,
+                    vec_or_dummy(gamma),
+                    vec_or_dummy(beta),
+                    y.row_range(start, n),
+                    stat(mean),
+                    stat(rstd),
+                ],
+                params.rows,
+            )?;
+        }
     }
     Ok(())
 }

@@ -3,11 +3,14 @@
 //!
 //! Every op views its input as `[rows, cols]` (`cols` the last dimension). Row ops run one
 //! 256-invocation workgroup per row with a fixed shared-memory tree, and split the rows into
-//! chunks so inputs above the storage binding limit work. Column and full sums are multi-pass
+//! chunks so inputs above the storage binding limit work. Rows longer than 2^23 values are
+//! walked in windows of that many columns, one dispatch each, whose results combine in order
+//! (so that no invocation loops more than [`crate::kernels::LOOP_BUDGET`] times per dispatch). Column and full sums are multi-pass
 //! tree reductions with no atomics, so they give bit-identical results run after run.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
+use crate::kernels::col_windows;
 use crate::tensor::{DType, Tensor};
 
 /// The reduce shader.
@@ -71,7 +74,16 @@ struct Params {
     cols: u32,
     out_base: u32,
     block: u32,
+    c0: u32,
+    c1: u32,
+    flags: u32,
+    _pad: u32,
 }
+
+/// `Params::flags` of the row kernels: the first column window (nothing to combine).
+const FIRST_WINDOW: u32 = 1;
+/// `Params::flags` of the row kernels: the last column window (finish the result).
+const LAST_WINDOW: u32 = 2;
 
 /// Rows per workgroup in one column-sum pass.
 const COL_BLOCK: usize = 256;
@@ -140,35 +152,47 @@ fn check_row_op(x: &Tensor, out: &Tensor, dtype: DType, op: &'static str) -> Res
     Ok(())
 }
 
-/// One workgroup per row, over row chunks; writes one 4-byte value per row.
+/// One workgroup per row, over row chunks and column windows; writes one 4-byte value per row.
 fn launch_rows(x: &Tensor, out: &Tensor, entry: &str, opcode: f64) -> Result<()> {
     let gpu = x.gpu();
     let (rows, cols) = (x.rows(), x.cols());
     if rows == 0 {
         return Ok(());
     }
+    let windows = col_windows(cols, 1);
     for (start, n) in gpu.row_chunks(rows, &[cols as u64 * 4, 4])? {
-        let params = Params {
-            rows: to_u32(n, "rows")?,
-            cols: to_u32(cols, "cols")?,
-            out_base: 0,
-            block: 0,
-        };
-        gpu.dispatch(
-            &SHADER,
-            entry,
-            &[("OP", opcode)],
-            bytemuck::bytes_of(&params),
-            &[
-                x.row_range(start, n),
-                BufRange {
-                    buf: out.buffer(),
-                    offset: start as u64 * 4,
-                    size: n as u64 * 4,
-                },
-            ],
-            params.rows,
-        )?;
+        for (i, &(c0, c1)) in windows.iter().enumerate() {
+            let params = Params {
+                rows: to_u32(n, "rows")?,
+                cols: to_u32(cols, "cols")?,
+                out_base: 0,
+                block: 0,
+                c0: c0 as u32,
+                c1: c1 as u32,
+                flags: if i == 0 { FIRST_WINDOW } else { 0 }
+                    | if i + 1 == windows.len() {
+                        LAST_WINDOW
+                    } else {
+                        0
+                    },
+                _pad: 0,
+            };
+            gpu.dispatch(
+                &SHADER,
+                entry,
+                &[("OP", opcode)],
+                bytemuck::bytes_of(&params),
+                &[
+                    x.row_range(start, n),
+                    BufRange {
+                        buf: out.buffer(),
+                        offset: start as u64 * 4,
+                        size: n as u64 * 4,
+                    },
+                ],
+                params.rows,
+            )?;
+        }
     }
     Ok(())
 }
@@ -239,6 +263,7 @@ fn col_pass(gpu: &Gpu, src: &Tensor, rows: usize, cols: usize, dst: &Tensor) -> 
             cols: to_u32(cols, "cols")?,
             out_base: to_u32(out_row * cols, "partial sums")?,
             block: COL_BLOCK as u32,
+            ..bytemuck::Zeroable::zeroed()
         };
         gpu.dispatch(
             &SHADER,
@@ -342,6 +367,7 @@ fn flat_pass(gpu: &Gpu, src: &Tensor, n: usize, dst: &Tensor) -> Result<()> {
             cols: to_u32(len, "elements")?,
             out_base: to_u32(start / FLAT_BLOCK, "partial sums")?,
             block: FLAT_BLOCK as u32,
+            ..bytemuck::Zeroable::zeroed()
         };
         gpu.dispatch(
             &SHADER,
