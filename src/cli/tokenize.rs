@@ -5,6 +5,7 @@ use super::{progress, Cli};
 use semid::config::{Method, SemidConfig};
 use semid::data::{load_item_embeddings, load_item_table, EmbeddingInput};
 use semid::pipeline::{tokenize, RunOptions};
+use semid::quant::rq_kmeans::progress_units;
 use semid::Gpu;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -152,10 +153,11 @@ pub fn run_with(
     resume: bool,
     labels: Option<&[u32]>,
 ) -> anyhow::Result<()> {
-    // Progress steps per family: levels for the k-means methods, epochs for RQ-VAE and MMQ.
+    // Progress steps per family: k-means iterations for the k-means methods, epochs for
+    // RQ-VAE and MMQ.
     let levels = match cfg.method {
-        Method::Psrq => cfg.psrq.levels,
-        Method::RqKmeans => cfg.rq_kmeans.levels,
+        Method::Psrq => progress_units(cfg.psrq.levels, &cfg.psrq.kmeans).1,
+        Method::RqKmeans => progress_units(cfg.rq_kmeans.levels, &cfg.rq_kmeans.kmeans).1,
         Method::Rqvae => cfg.rqvae.epochs,
         Method::Mmq => cfg.mmq.epochs,
     };

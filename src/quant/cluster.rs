@@ -117,8 +117,22 @@ pub fn fit(
     o: &KMeansOptions,
     seed: u64,
 ) -> Result<Fit> {
+    fit_with_progress(gpu, x, (n, d), k, o, seed, &mut |_, _| {})
+}
+
+/// [`fit`] on `n × d` points (`shape`), calling `on_iter(iterations done, max_iters)` after
+/// each iteration.
+pub fn fit_with_progress(
+    gpu: &Gpu,
+    x: &[f32],
+    (n, d): (usize, usize),
+    k: usize,
+    o: &KMeansOptions,
+    seed: u64,
+    on_iter: &mut dyn FnMut(usize, usize),
+) -> Result<Fit> {
     let t = Tensor::from_slice(gpu, x, &[n, d])?;
-    let r = km::kmeans(gpu, &t, &config(o, k, seed))?;
+    let r = km::kmeans_with_progress(gpu, &t, &config(o, k, seed), on_iter)?;
     Ok(Fit {
         centroids: r.centroids.to_vec()?,
         assign: r.assign,

@@ -279,6 +279,17 @@ mod plan {
 
 /// Runs k-means on the GPU. `x` is F32 `[n, d]`; needs n ≥ k.
 pub fn kmeans(gpu: &Gpu, x: &Tensor, cfg: &KMeansConfig) -> Result<KMeans> {
+    kmeans_with_progress(gpu, x, cfg, &mut |_, _| {})
+}
+
+/// [`kmeans`], calling `on_iter(iterations done, max_iters)` after each Lloyd iteration (the
+/// iteration's statistics are read back anyway, so this costs nothing).
+pub fn kmeans_with_progress(
+    gpu: &Gpu,
+    x: &Tensor,
+    cfg: &KMeansConfig,
+    on_iter: &mut dyn FnMut(usize, usize),
+) -> Result<KMeans> {
     if x.dtype() != DType::F32 || x.rank() != 2 {
         return Err(Error::shape(
             "kmeans",
@@ -381,6 +392,7 @@ pub fn kmeans(gpu: &Gpu, x: &Tensor, cfg: &KMeansConfig) -> Result<KMeans> {
         }
         cent = new;
         iters += 1;
+        on_iter(iters, cfg.max_iters);
         let stop = plan::converged(prev, inertia, shift2, old2, cfg.tol);
         prev = Some(inertia);
         if stop {

@@ -115,7 +115,8 @@ impl Psrq {
         FitHooks::none(|h| Self::fit_with(gpu, x, dim, config, h))
     }
 
-    /// [`Psrq::fit`] with progress, resume and per-level checkpoint hooks.
+    /// [`Psrq::fit`] with progress, resume and per-level checkpoint hooks. Progress counts
+    /// k-means iterations, as [`crate::quant::rq_kmeans::progress_units`] says.
     pub fn fit_with(
         gpu: &Gpu,
         x: &[f32],
@@ -163,11 +164,22 @@ impl Psrq {
                 columns.push(assign);
             }
         }
+        let (per, total) = super::rq_kmeans::progress_units(config.levels, &config.kmeans);
         for level in model.codebooks.len()..config.levels {
-            (hooks.progress)(level, config.levels);
+            (hooks.progress)(level * per, total);
+            let mut on_iter =
+                |i: usize, _: usize| (hooks.progress)(level * per + i.min(per), total);
             let seed = config.seed.wrapping_add(level as u64);
             let (fit, width, scale) = if level == 0 {
-                let fit = cluster::fit(gpu, &residual, n, d, config.k, &config.kmeans, seed)?;
+                let fit = cluster::fit_with_progress(
+                    gpu,
+                    &residual,
+                    (n, d),
+                    config.k,
+                    &config.kmeans,
+                    seed,
+                    &mut on_iter,
+                )?;
                 (fit, d, 1.0)
             } else {
                 let mut s = config.prefix_weight;
@@ -179,7 +191,15 @@ impl Psrq {
                     }
                 }
                 let f = feature(&residual, &prefix, d, s);
-                let fit = cluster::fit(gpu, &f, n, 2 * d, config.k, &config.kmeans, seed)?;
+                let fit = cluster::fit_with_progress(
+                    gpu,
+                    &f,
+                    (n, 2 * d),
+                    config.k,
+                    &config.kmeans,
+                    seed,
+                    &mut on_iter,
+                )?;
                 (fit, 2 * d, s)
             };
             step(
@@ -195,7 +215,7 @@ impl Psrq {
             columns.push(fit.assign);
             (hooks.on_level)(&model)?;
         }
-        (hooks.progress)(config.levels, config.levels);
+        (hooks.progress)(total, total);
         let codes = Codes::from_levels(vec![config.k; config.levels], &columns);
         Ok((model, codes))
     }

@@ -56,7 +56,9 @@ impl RqKMeans {
         FitHooks::none(|h| Self::fit_with(gpu, x, dim, config, h))
     }
 
-    /// [`RqKMeans::fit`] with progress, resume and per-level checkpoint hooks.
+    /// [`RqKMeans::fit`] with progress, resume and per-level checkpoint hooks. Progress counts
+    /// k-means iterations: `max_iters` per level (a level that converges early jumps to its
+    /// end), see [`progress_units`].
     pub fn fit_with(
         gpu: &Gpu,
         x: &[f32],
@@ -104,16 +106,25 @@ impl RqKMeans {
                 columns.push(assign);
             }
         }
+        let (per, total) = progress_units(config.levels, &config.kmeans);
         for level in model.codebooks.len()..config.levels {
-            (hooks.progress)(level, config.levels);
+            (hooks.progress)(level * per, total);
             let seed = config.seed.wrapping_add(level as u64);
-            let fit = cluster::fit(gpu, &residual, n, d, config.k, &config.kmeans, seed)?;
+            let fit = cluster::fit_with_progress(
+                gpu,
+                &residual,
+                (n, d),
+                config.k,
+                &config.kmeans,
+                seed,
+                &mut |i, _| (hooks.progress)(level * per + i.min(per), total),
+            )?;
             subtract(&mut residual, &fit.centroids, &fit.assign);
             model.codebooks.push(fit.centroids);
             columns.push(fit.assign);
             (hooks.on_level)(&model)?;
         }
-        (hooks.progress)(config.levels, config.levels);
+        (hooks.progress)(total, total);
         let codes = Codes::from_levels(vec![config.k; config.levels], &columns);
         Ok((model, codes))
     }
@@ -221,4 +232,11 @@ pub(crate) fn check_codes(codes: &Codes, sizes: &[usize]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Progress units of the level-by-level k-means tokenizers (RQ-KMeans, PSRQ): `(per level,
+/// total)`, one unit per k-means iteration.
+pub fn progress_units(levels: usize, kmeans: &cluster::KMeansOptions) -> (usize, usize) {
+    let per = kmeans.max_iters.max(1);
+    (per, per * levels)
 }

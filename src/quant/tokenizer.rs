@@ -67,7 +67,9 @@ pub(crate) fn rows_of(x: &[f32], dim: usize, what: &'static str) -> Result<usize
 
 /// Hooks into a level-by-level fit: progress, resuming, and checkpointing after each level.
 pub struct FitHooks<'a, T> {
-    /// Called with (levels done, levels in all) before each level and at the end.
+    /// Called with (done, in all) as the fit advances and at the end, in the method's own
+    /// units: k-means iterations for RQ-KMeans and PSRQ (`max_iters` per level), epochs for
+    /// RQ-VAE and MMQ.
     pub progress: &'a mut dyn FnMut(usize, usize),
     /// A partly fitted tokenizer (from a checkpoint) whose levels are kept, not refitted.
     pub resume: Option<T>,
