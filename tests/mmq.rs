@@ -47,11 +47,12 @@ fn mlp(p: &[NamedTensor], name: &str, widths: &[usize], x: &[f64], rows: usize) 
     for l in 0..layers {
         let (fi, fo) = (widths[l], widths[l + 1]);
         let w = get(p, &format!("{name}.{}.weight", 2 * l));
-        let b = get(p, &format!("{name}.{}.bias", 2 * l));
+        let bias_name = format!("{name}.{}.bias", 2 * l);
+        let b = p.iter().find(|t| t.name == bias_name).map(|t| &t.data);
         let mut y = vec![0f64; rows * fo];
         for r in 0..rows {
             for o in 0..fo {
-                let mut s = b[o] as f64;
+                let mut s = b.map_or(0.0, |b| b[o] as f64);
                 for i in 0..fi {
                     s += w[o * fi + i] as f64 * h[r * fi + i];
                 }
@@ -333,6 +334,14 @@ fn one_modality_and_no_specific_experts_work() {
     };
     let (m, codes) = Mmq::fit(&g, &x, &one, &cfg).unwrap();
     assert_eq!(codes.levels, 4);
+    assert_eq!(m.encode(&g, &x).unwrap(), codes);
+    // Experts with biases: the biases are trained, saved and used when encoding.
+    let biased = MmqConfig {
+        expert_bias: true,
+        ..cfg.clone()
+    };
+    let (m, codes) = Mmq::fit(&g, &x, &one, &biased).unwrap();
+    assert!(m.param("shared.0.0.bias").is_some());
     assert_eq!(m.encode(&g, &x).unwrap(), codes);
     let shared_only = MmqConfig {
         specific_experts: 0,

@@ -17,6 +17,9 @@ pub struct MmqConfig {
     pub specific_experts: usize,
     /// Hidden widths inside each expert (default none: one Linear map, the paper's `W_i`).
     pub expert_hidden: Vec<usize>,
+    /// Whether the experts' Linear layers have biases (default false: the paper's experts are
+    /// weight matrices `W_i`).
+    pub expert_bias: bool,
     /// Width of every expert's latent and of every code (default 256, the width of the paper's
     /// input embeddings).
     pub latent: usize,
@@ -67,6 +70,7 @@ impl Default for MmqConfig {
             shared_experts: 2,
             specific_experts: 2,
             expert_hidden: Vec::new(),
+            expert_bias: false,
             latent: 256,
             gate_hidden: Vec::new(),
             decoder_hidden: vec![512],

@@ -25,7 +25,7 @@
 //!   assignment, codes at the assigned latents' plain mean), and re-seeds codes left unused
 //!   for 20 steps, as semid's RQ-VAE does.
 //! - **Per-expert codebooks** (the notes read "each expert is quantized independently" so).
-//! - **Networks.** Each expert is one Linear map (the paper's `W_i`), the gates are one Linear
+//! - **Networks.** Each expert is one Linear map without bias (the paper's `W_i`), the gates are one Linear
 //!   layer plus softmax, the decoders are MLPs `latent → 512 → width`; the latent is 256 wide.
 //!   All are settings ([`MmqConfig`]).
 //! - **Auxiliary decoders** read the gated sum of their modality's quantized experts.

@@ -218,30 +218,39 @@ impl Mmq {
     /// Every parameter's name and shape, in order.
     fn expected_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let layout = self.layout();
-        let mut nets: Vec<(String, Vec<usize>)> = layout
+        let mut nets: Vec<(String, Vec<usize>, bool)> = layout
             .experts()
             .into_iter()
-            .map(|e| (layout.expert_name(e), layout.expert_widths(e)))
+            .map(|e| {
+                (
+                    layout.expert_name(e),
+                    layout.expert_widths(e),
+                    self.config.expert_bias,
+                )
+            })
             .collect();
         if layout.has_specific() {
             for m in 0..layout.modalities.len() {
-                nets.push((gate_name(m), layout.gate_widths(m)));
+                nets.push((gate_name(m), layout.gate_widths(m), true));
             }
         }
-        nets.push(("decoder".into(), layout.decoder_widths()));
+        nets.push(("decoder".into(), layout.decoder_widths(), true));
         if layout.has_specific() {
             for m in 0..layout.modalities.len() {
                 nets.push((
                     super::config::aux_decoder_name(m),
                     layout.aux_decoder_widths(m),
+                    true,
                 ));
             }
         }
         let mut v = Vec::new();
-        for (name, widths) in nets {
+        for (name, widths, bias) in nets {
             for (i, w) in widths.windows(2).enumerate() {
                 v.push((format!("{name}.{}.weight", 2 * i), vec![w[1], w[0]]));
-                v.push((format!("{name}.{}.bias", 2 * i), vec![w[1]]));
+                if bias {
+                    v.push((format!("{name}.{}.bias", 2 * i), vec![w[1]]));
+                }
             }
         }
         for t in 0..layout.tokens() {
@@ -269,11 +278,23 @@ impl Mmq {
     }
 
     fn frozen(&self, name: &str, widths: &[usize]) -> Result<FrozenMlp> {
+        self.frozen_with(name, widths, true)
+    }
+
+    fn frozen_expert(&self, layout: &Layout, e: Expert) -> Result<FrozenMlp> {
+        self.frozen_with(
+            &layout.expert_name(e),
+            &layout.expert_widths(e),
+            self.config.expert_bias,
+        )
+    }
+
+    fn frozen_with(&self, name: &str, widths: &[usize], bias: bool) -> Result<FrozenMlp> {
         FrozenMlp::from_named(
             &self.params,
             name,
             widths,
-            true,
+            bias,
             self.config.activation.activation(),
         )
         .map_err(|e| Error::Invalid(format!("mmq: {e}")))
@@ -284,10 +305,7 @@ impl Mmq {
         let experts = layout
             .experts()
             .into_iter()
-            .map(|e| {
-                self.frozen(&layout.expert_name(e), &layout.expert_widths(e))?
-                    .upload(gpu)
-            })
+            .map(|e| self.frozen_expert(&layout, e)?.upload(gpu))
             .collect::<Result<Vec<_>>>()?;
         let gates = if layout.has_specific() {
             (0..layout.modalities.len())

@@ -94,7 +94,7 @@ impl MmqTrainer {
             experts.push(Mlp::new(
                 &mut store,
                 &layout.expert_name(e),
-                &mlp(layout.expert_widths(e)),
+                &mlp(layout.expert_widths(e)).bias(cfg.expert_bias),
             )?);
         }
         let (mut gates, mut aux) = (Vec::new(), Vec::new());
