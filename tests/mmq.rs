@@ -101,14 +101,25 @@ fn reference(layout: &Layout, p: &[NamedTensor], x: &[f32]) -> Reference {
             Expert::Shared(_) => &x,
             Expert::Specific { m, .. } => &parts[*m],
         };
-        let z = mlp(
+        let mut z = mlp(
             p,
             &layout.expert_name(*e),
             &layout.expert_widths(*e),
             input,
             rows,
         );
-        let cb = get(p, &codebook_name(t));
+        let mut cb: Vec<f32> = get(p, &codebook_name(t)).to_vec();
+        if cfg.spherical {
+            for r in z.chunks_mut(lat) {
+                // A zero latent (all hidden units off) stays zero, as F.normalize leaves it.
+                let n = r.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+                r.iter_mut().for_each(|v| *v /= n);
+            }
+            for r in cb.chunks_mut(lat) {
+                let n = r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+                r.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
+            }
+        }
         let mut c_t = Vec::new();
         let mut q_t = Vec::new();
         for r in 0..rows {
@@ -247,7 +258,19 @@ fn close(got: f64, want: f64, rel: f64, what: &str) {
 
 #[test]
 fn one_step_matches_a_plain_rust_reference() {
-    let cfg = tiny_cfg();
+    one_step_case(false);
+}
+
+#[test]
+fn one_spherical_step_matches_a_plain_rust_reference() {
+    one_step_case(true);
+}
+
+fn one_step_case(spherical: bool) {
+    let cfg = MmqConfig {
+        spherical,
+        ..tiny_cfg()
+    };
     let tr = MmqTrainer::new(&gpu(), &cfg, &mods()).unwrap();
     let layout = tr.layout().clone();
     assert_eq!(layout.tokens(), 6, "2 shared + 2 per modality");
@@ -299,9 +322,9 @@ fn one_step_matches_a_plain_rust_reference() {
     }
 
     // The codebooks get only the codebook term (the STE routes the reconstruction around
-    // them): d/dC_t[c] = codebook_weight · 2/B · Σ_{i: c_i = c} (C_t[c] − z_i).
+    // them): d/dC_t[c] = codebook_weight · 2/B · Σ_{i: c_i = c} (C_t[c] − z_i), raw codes.
     let lat = cfg.latent;
-    for t in [0, 3, 5] {
+    for t in [0, 3, 5].into_iter().filter(|_| !spherical) {
         let cb = get(&p, &codebook_name(t));
         let mut want_g = vec![0f64; cfg.k * lat];
         for (r, &c) in want.codes[t].iter().enumerate() {

@@ -34,6 +34,13 @@ pub struct MmqConfig {
     pub k: usize,
     /// Code assignment (default cosine, the paper's; L2 is its ablation).
     pub metric: MetricKind,
+    /// Quantize on the unit sphere (default true): each latent and each code is L2-normalised
+    /// before the search and the VQ terms, and the fused latent sums unit codes. The cosine
+    /// search picks the same codes either way; what changes is training: raw codes must chase
+    /// latents whose norms grow, and on the synthetic data code use collapsed to about a third
+    /// for several epochs before dead-code re-seeding restored it, while unit codes trained
+    /// steadily (see the module docs). `false` quantizes to the raw codes.
+    pub spherical: bool,
     /// α, weight of the reconstruction of the concatenated input (default 12).
     pub recon_weight: f32,
     /// β, weight of the per-modality auxiliary reconstructions (default 10).
@@ -77,6 +84,7 @@ impl Default for MmqConfig {
             activation: ActivationKind::Relu,
             k: 100,
             metric: MetricKind::Cosine,
+            spherical: true,
             recon_weight: 12.0,
             aux_weight: 10.0,
             ortho_weight: 0.005,

@@ -264,11 +264,25 @@ impl Mmq {
         self.params.iter().find(|t| t.name == name)
     }
 
-    /// Token `t`'s codebook, `k × latent`.
+    /// Token `t`'s codebook parameter, `k × latent`.
     pub fn codebook(&self, t: usize) -> Result<&[f32]> {
         self.param(&codebook_name(t))
             .map(|p| p.data.as_slice())
             .ok_or_else(|| Error::Invalid(format!("mmq: no codebook {t}")))
+    }
+
+    /// The codes token `t` quantizes to, `k × latent`: the codebook's rows, L2-normalised when
+    /// [`MmqConfig::spherical`].
+    pub fn codes_of(&self, t: usize) -> Result<Vec<f32>> {
+        let mut out = self.codebook(t)?.to_vec();
+        if self.config.spherical {
+            for row in out.chunks_exact_mut(self.config.latent) {
+                let n = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+                let n = n.max(crate::autograd::NORMALIZE_EPS as f64);
+                row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
+            }
+        }
+        Ok(out)
     }
 
     /// Uses `gpu` for [`Tokenizer::decode`] (a fitted model already has its device; a loaded
@@ -322,7 +336,11 @@ impl Mmq {
             .upload(gpu)?;
         let codebooks = (0..layout.tokens())
             .map(|t| {
-                Tensor::from_slice(gpu, self.codebook(t)?, &[self.config.k, self.config.latent])
+                Tensor::from_slice(
+                    gpu,
+                    &self.codes_of(t)?,
+                    &[self.config.k, self.config.latent],
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(OnDevice {
@@ -487,7 +505,7 @@ impl Mmq {
         let mut q = vec![0f32; n * d];
         let mut out = Vec::new();
         for (t, e) in layout.experts().iter().enumerate() {
-            let cb = self.codebook(t)?;
+            let cb = self.codes_of(t)?;
             let w = match *e {
                 Expert::Shared(_) => 1.0,
                 Expert::Specific { m, i } => self.gate_means[m][i],
@@ -525,7 +543,13 @@ impl Tokenizer for Mmq {
     fn encode(&self, gpu: &Gpu, x: &[f32]) -> Result<Codes> {
         let dev = self.upload(gpu)?;
         let experts = self.layout().experts();
-        let metric = super::kernel_metric(self.config.metric);
+        // Under `spherical` the codes are unit rows and the latents are compared by direction
+        // (L2 between unit vectors orders codes as the cosine does).
+        let metric = if self.config.spherical {
+            crate::kernels::codebook::Metric::Cosine
+        } else {
+            super::kernel_metric(self.config.metric)
+        };
         let mut columns = vec![Vec::new(); experts.len()];
         self.chunks(gpu, x, "mmq encode", |_, xt, parts| {
             let m = xt.rows();

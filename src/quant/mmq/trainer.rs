@@ -321,11 +321,24 @@ impl MmqTrainer {
             .collect::<Result<Vec<_>>>()?;
 
         // Quantize every token: cosine (or L2) nearest code, VQ terms, straight-through.
-        let metric = super::kernel_metric(cfg.metric);
+        // Unit latents and codes are compared by direction, as the fitted model encodes.
+        let metric = if cfg.spherical {
+            crate::kernels::codebook::Metric::Cosine
+        } else {
+            super::kernel_metric(cfg.metric)
+        };
         let (mut indices, mut q) = (Vec::new(), Vec::new());
         let (mut cb_terms, mut commit_terms) = (Vec::new(), Vec::new());
         for (t, zt) in z.iter().enumerate() {
-            let cb = g.param(&self.store, &codebook_name(t))?;
+            let mut cb = g.param(&self.store, &codebook_name(t))?;
+            let zs;
+            let zt = if cfg.spherical {
+                cb = g.l2_normalize_rows(&cb, NORMALIZE_EPS)?;
+                zs = g.l2_normalize_rows(zt, NORMALIZE_EPS)?;
+                &zs
+            } else {
+                zt
+            };
             let idx = nearest(zt.value(), cb.value(), metric)?.index;
             let e = g.gather_rows(&cb, &idx)?;
             let ed = g.detach(&e)?;
