@@ -3,10 +3,12 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::quant::tokenizer::FitHooks;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// How a learned tokenizer walks over its items.
+#[derive(Clone, Copy)]
 pub(crate) struct EpochPlan {
     /// Epochs in all.
     pub epochs: usize,
@@ -69,4 +71,54 @@ pub(crate) fn run_epochs<T>(
         }
     }
     Ok(())
+}
+
+/// What the shared fit loop ([`fit_epochs`]) needs of a learned tokenizer's trainer.
+pub(crate) trait EpochTrainer {
+    /// The fitted model a snapshot gives.
+    type Model;
+    /// One recorded training step on a batch, with its dead-code bookkeeping (or a flush).
+    fn train_batch(&mut self, xb: &Tensor) -> Result<()>;
+    /// Whether the codebooks still wait for their k-means initialisation.
+    fn needs_init(&self) -> bool;
+    /// Initialises the codebooks from a batch.
+    fn init_codebooks(&mut self, xb: &Tensor) -> Result<()>;
+    /// The model so far, marked with `epochs_done`, given the training items.
+    fn snapshot(&self, epochs_done: usize, x: &[f32]) -> Result<Self::Model>;
+}
+
+/// The fit of a learned tokenizer after its trainer is built (and loaded when resuming, from a
+/// model that had trained `resumed` epochs): runs the remaining epochs with checkpoints,
+/// initialises the codebooks from the first batch if no step ran, and returns the model marked
+/// with the epochs it has trained.
+pub(crate) fn fit_epochs<T: EpochTrainer>(
+    rows: &TrainRows<'_>,
+    plan: &EpochPlan,
+    trainer: &mut T,
+    resumed: Option<usize>,
+    hooks: FitHooks<'_, T::Model>,
+) -> Result<T::Model> {
+    let plan = EpochPlan {
+        start: resumed.map_or(0, |e| e.min(plan.epochs)),
+        ..*plan
+    };
+    let on_level = hooks.on_level;
+    run_epochs(
+        rows,
+        &plan,
+        trainer,
+        hooks.progress,
+        |t, xb| t.train_batch(xb),
+        |t, done| on_level(&t.snapshot(done, rows.x)?),
+    )?;
+    if trainer.needs_init() {
+        // No step ran (zero epochs): still initialise the codebooks so the codes mean
+        // something.
+        let n = rows.x.len() / rows.dim.max(1);
+        let bs = plan.batch_size.min(n);
+        let head = &rows.x[..bs * rows.dim];
+        trainer.init_codebooks(&Tensor::from_slice(rows.gpu, head, &[bs, rows.dim])?)?;
+    }
+    (hooks.progress)(plan.epochs, plan.epochs);
+    trainer.snapshot(plan.epochs.max(resumed.unwrap_or(0)), rows.x)
 }

@@ -30,7 +30,7 @@
 use super::cluster::{self, KMeansOptions};
 use super::codes::Codes;
 use super::dead_codes::DeadCodes;
-use super::epochs::{run_epochs, EpochPlan, TrainRows};
+use super::epochs::{fit_epochs, EpochPlan, EpochTrainer, TrainRows};
 use super::rq_kmeans::check_codes;
 use super::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
 use crate::autograd::{Graph, Var};
@@ -515,6 +515,28 @@ impl RqVaeTrainer {
     }
 }
 
+impl EpochTrainer for RqVaeTrainer {
+    type Model = RqVae;
+    fn train_batch(&mut self, xb: &Tensor) -> Result<()> {
+        let out = self.step(xb)?;
+        if self.cfg.dead_code_steps > 0 {
+            self.reset_dead_codes(&out)?;
+        } else {
+            self.gpu.flush()?;
+        }
+        Ok(())
+    }
+    fn needs_init(&self) -> bool {
+        RqVaeTrainer::needs_init(self)
+    }
+    fn init_codebooks(&mut self, xb: &Tensor) -> Result<()> {
+        RqVaeTrainer::init_codebooks(self, xb)
+    }
+    fn snapshot(&self, epochs_done: usize, _x: &[f32]) -> Result<RqVae> {
+        RqVaeTrainer::snapshot(self, epochs_done)
+    }
+}
+
 /// A fitted RQ-VAE tokenizer: its weights and codebooks on the CPU (uploaded per call).
 #[derive(Clone, Debug)]
 pub struct RqVae {
@@ -563,46 +585,29 @@ impl RqVae {
             )));
         }
         let mut trainer = RqVaeTrainer::new(gpu, dim, config)?;
-        let (mut done, mut trained) = (0, config.epochs);
-        if let Some(m) = &hooks.resume {
-            trainer.load(m)?;
-            done = m.epochs_done.min(config.epochs);
-            trained = trained.max(m.epochs_done);
-        }
-        let bs = config.batch_size.min(n);
+        let resumed = match &hooks.resume {
+            Some(m) => {
+                trainer.load(m)?;
+                Some(m.epochs_done)
+            }
+            None => None,
+        };
         let plan = EpochPlan {
             epochs: config.epochs,
             batch_size: config.batch_size,
             seed: config.seed,
             checkpoint_every: config.checkpoint_every,
-            start: done,
+            start: 0,
         };
         // The first step initialises the codebooks from its batch (a full one: the first chunk
         // of an epoch has min(batch_size, n) ≥ k rows, checked above).
-        run_epochs(
+        let model = fit_epochs(
             &TrainRows { gpu, x, dim },
             &plan,
             &mut trainer,
-            hooks.progress,
-            |t, xb| {
-                let out = t.step(xb)?;
-                if config.dead_code_steps > 0 {
-                    t.reset_dead_codes(&out)?;
-                } else {
-                    gpu.flush()?;
-                }
-                Ok(())
-            },
-            |t, epochs_done| (hooks.on_level)(&t.snapshot(epochs_done)?),
+            resumed,
+            hooks,
         )?;
-        if trainer.needs_init() {
-            // No training step ran (e.g. zero epochs): still give the codebooks their k-means
-            // initialisation so the codes mean something.
-            let all = Tensor::from_slice(gpu, &x[..bs * dim], &[bs, dim])?;
-            trainer.init_codebooks(&all)?;
-        }
-        (hooks.progress)(config.epochs, config.epochs);
-        let model = trainer.snapshot(trained)?;
         let codes = model.encode(gpu, x)?;
         Ok((model, codes))
     }

@@ -13,7 +13,7 @@ use crate::kernels::movement::{gather_rows, slice_cols};
 use crate::kernels::norm::softmax_rows;
 use crate::nn::{FrozenMlp, GpuMlp};
 use crate::quant::codes::Codes;
-use crate::quant::epochs::{run_epochs, EpochPlan, TrainRows};
+use crate::quant::epochs::{fit_epochs, EpochPlan, TrainRows};
 use crate::quant::rq_kmeans::check_codes;
 use crate::quant::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
 use crate::tensor::{DType, Tensor};
@@ -84,42 +84,27 @@ impl Mmq {
             )));
         }
         let mut trainer = MmqTrainer::new(gpu, config, modalities)?;
-        let (mut done, mut trained) = (0, config.epochs);
-        if let Some(m) = &hooks.resume {
-            trainer.load(m)?;
-            done = m.epochs_done.min(config.epochs);
-            trained = trained.max(m.epochs_done);
-        }
+        let resumed = match &hooks.resume {
+            Some(m) => {
+                trainer.load(m)?;
+                Some(m.epochs_done)
+            }
+            None => None,
+        };
         let plan = EpochPlan {
             epochs: config.epochs,
             batch_size: config.batch_size,
             seed: config.seed,
             checkpoint_every: config.checkpoint_every,
-            start: done,
+            start: 0,
         };
-        run_epochs(
+        let model = fit_epochs(
             &TrainRows { gpu, x, dim },
             &plan,
             &mut trainer,
-            hooks.progress,
-            |t, xb| {
-                let out = t.step(xb)?;
-                if config.dead_code_steps > 0 {
-                    t.reset_dead_codes(&out)?;
-                } else {
-                    gpu.flush()?;
-                }
-                Ok(())
-            },
-            |t, epochs_done| (hooks.on_level)(&t.snapshot(epochs_done, x)?),
+            resumed,
+            hooks,
         )?;
-        if trainer.needs_init() {
-            // No step ran (zero epochs): still initialise the codebooks so codes mean something.
-            let bs = config.batch_size.min(n);
-            trainer.init_codebooks(&Tensor::from_slice(gpu, &x[..bs * dim], &[bs, dim])?)?;
-        }
-        (hooks.progress)(config.epochs, config.epochs);
-        let model = trainer.snapshot(trained, x)?;
         let codes = model.encode(gpu, x)?;
         Ok((model, codes))
     }

@@ -15,6 +15,7 @@ use crate::nn::{Init, Mlp, MlpConfig, ParamStore};
 use crate::optim::{Adam, Optimizer};
 use crate::quant::cluster;
 use crate::quant::dead_codes::DeadCodes;
+use crate::quant::epochs::EpochTrainer;
 use crate::tensor::{DType, Tensor};
 
 /// What one training step leaves on the GPU (nothing is read back). The loss terms are the
@@ -500,5 +501,27 @@ impl MmqTrainer {
         )?;
         m.gate_means = m.mean_gates(&self.gpu, x)?;
         Ok(m)
+    }
+}
+
+impl EpochTrainer for MmqTrainer {
+    type Model = Mmq;
+    fn train_batch(&mut self, xb: &Tensor) -> Result<()> {
+        let out = self.step(xb)?;
+        if self.layout.config.dead_code_steps > 0 {
+            self.reset_dead_codes(&out)?;
+        } else {
+            self.gpu.flush()?;
+        }
+        Ok(())
+    }
+    fn needs_init(&self) -> bool {
+        MmqTrainer::needs_init(self)
+    }
+    fn init_codebooks(&mut self, xb: &Tensor) -> Result<()> {
+        MmqTrainer::init_codebooks(self, xb)
+    }
+    fn snapshot(&self, epochs_done: usize, x: &[f32]) -> Result<Mmq> {
+        MmqTrainer::snapshot(self, epochs_done, x)
     }
 }
