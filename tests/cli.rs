@@ -408,6 +408,12 @@ fn mmq_tokenize_resume_eval_config() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--levels does not apply to mmq"), "{err}");
+    // The MMQ training step is a benchmark workload.
+    let out = run(&["--quiet", "bench", "mmq_step", "--quick"]);
+    let line: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(line["workload"], "mmq_step", "{out}");
+    assert!(line["items_per_s"].as_f64().unwrap() > 0.0, "{out}");
+    assert_eq!(line["tokens"], 6, "{out}");
     let out = run(&["config", "--method", "mmq"]);
     assert!(
         out.contains("method = \"mmq\"")

@@ -5,6 +5,7 @@
 
 pub mod embed;
 pub mod matmul;
+pub mod mmq;
 pub mod quant;
 pub mod rqvae;
 
@@ -98,6 +99,7 @@ pub fn workloads() -> Vec<Workload> {
     v.extend(matmul::workloads());
     v.extend(quant::workloads());
     v.extend(rqvae::workloads());
+    v.extend(mmq::workloads());
     v.extend(embed::workloads());
     v
 }
