@@ -71,15 +71,6 @@ impl std::fmt::Debug for MmqTrainer {
     }
 }
 
-/// The `n × n` identity.
-fn eye(n: usize) -> Vec<f32> {
-    let mut v = vec![0f32; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    v
-}
-
 impl MmqTrainer {
     /// A fresh model over `modalities` (in the input's column order): weights by PyTorch's
     /// Linear initialisation (seeded per name), codebooks `U(±1/k)` until
@@ -379,7 +370,7 @@ impl MmqTrainer {
         let xh = self.decoder.forward(&g, &self.store, &fused)?;
         let recon = per_item(&g.mse(&xh, &xv)?, self.layout.dim())?;
         let mut aux: Option<Var> = None;
-        for (m, dec) in self.aux.iter().enumerate() {
+        for (m, dec) in self.aux.iter().enumerate().filter(|_| cfg.aux_weight > 0.0) {
             let Some(input) = &modal[m] else { continue };
             let xm = dec.forward(&g, &self.store, input)?;
             let a = per_item(&g.mse(&xm, &parts[m])?, self.layout.modalities[m].dim)?;
@@ -388,7 +379,12 @@ impl MmqTrainer {
                 Some(s) => g.add(&s, &a)?,
             });
         }
-        let ortho = self.ortho(&g)?;
+        // A term weighted zero is not computed at all (its value reads 0).
+        let ortho = if cfg.ortho_weight > 0.0 {
+            self.ortho(&g)?
+        } else {
+            None
+        };
         let sum = |v: &[Var]| -> Result<Var> {
             let mut s = v[0].clone();
             for x in &v[1..] {
@@ -433,6 +429,11 @@ impl MmqTrainer {
     /// `Σ_groups ‖V̂V̂ᵀ − I‖²_F`: per group of experts (the shared ones; each modality's
     /// specific ones), each expert's weight matrices flattened into one row of V, rows
     /// L2-normalised. `None` when no group has two experts.
+    ///
+    /// The diagonal of `V̂V̂ᵀ` is 1 by construction, so the penalty is `2 Σ_{i<j} cos²(v_i, v_j)`;
+    /// it is computed from elementwise products and full sums (`v_i·v_j` and `‖v_i‖²` summed over
+    /// the layers), which parallelise over the hundreds of thousands of weights, where a Gram
+    /// matmul would give a 2×2 result a reduction that long.
     fn ortho(&self, g: &Graph) -> Result<Option<Var>> {
         let experts = self.layout.experts();
         let mut groups: Vec<Vec<&Mlp>> = vec![Vec::new(); 1 + self.layout.modalities.len()];
@@ -442,36 +443,51 @@ impl MmqTrainer {
                 Expert::Specific { m, .. } => groups[1 + m].push(mlp),
             }
         }
+        let sum_over = |parts: Vec<Var>| -> Result<Var> {
+            let mut s = parts[0].clone();
+            for p in &parts[1..] {
+                s = g.add(&s, p)?;
+            }
+            Ok(s)
+        };
         let mut total: Option<Var> = None;
         for group in groups.iter().filter(|gr| gr.len() >= 2) {
-            let rows = group
+            let weights = group
                 .iter()
                 .map(|mlp| {
-                    let flat = mlp
-                        .layers
+                    mlp.layers
                         .iter()
-                        .map(|l| {
-                            let w = g.param(&self.store, &l.weight)?;
-                            g.reshape(&w, &[1, w.value().numel()])
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    if flat.len() == 1 {
-                        Ok(flat[0].clone())
-                    } else {
-                        g.concat_cols(&flat.iter().collect::<Vec<_>>())
-                    }
+                        .map(|l| g.param(&self.store, &l.weight))
+                        .collect::<Result<Vec<_>>>()
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let (n, p) = (rows.len(), rows[0].value().numel());
-            let v = g.reshape(&g.concat_cols(&rows.iter().collect::<Vec<_>>())?, &[n, p])?;
-            let vn = g.l2_normalize_rows(&v, NORMALIZE_EPS)?;
-            let gram = g.matmul(&vn, &vn, false, true)?;
-            let d = g.sub(&gram, &g.input_from(&eye(n), &[n, n])?)?;
-            let term = g.sum(&g.square(&d)?)?;
-            total = Some(match total {
-                None => term,
-                Some(s) => g.add(&s, &term)?,
-            });
+            let sq_norms = weights
+                .iter()
+                .map(|ws| {
+                    sum_over(
+                        ws.iter()
+                            .map(|w| g.sum(&g.square(w)?))
+                            .collect::<Result<_>>()?,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for i in 0..weights.len() {
+                for j in i + 1..weights.len() {
+                    let dots = weights[i]
+                        .iter()
+                        .zip(&weights[j])
+                        .map(|(a, b)| g.sum(&g.mul(a, b)?))
+                        .collect::<Result<Vec<_>>>()?;
+                    let dot = sum_over(dots)?;
+                    let denom = g.add_scalar(&g.mul(&sq_norms[i], &sq_norms[j])?, 1e-30)?;
+                    let cos2 = g.div(&g.square(&dot)?, &denom)?;
+                    let term = g.scale(&cos2, 2.0)?;
+                    total = Some(match total {
+                        None => term,
+                        Some(s) => g.add(&s, &term)?,
+                    });
+                }
+            }
         }
         Ok(total)
     }
