@@ -16,6 +16,14 @@ impl Rng {
             spare: None,
         }
     }
+    /// The generator's whole state (to save and resume a seeded run exactly).
+    pub fn state(&self) -> (u64, Option<f64>) {
+        (self.state, self.spare)
+    }
+    /// A generator at a saved [`Rng::state`].
+    pub fn from_state((state, spare): (u64, Option<f64>)) -> Self {
+        Rng { state, spare }
+    }
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -668,3 +668,64 @@ fn learns_synthetic_multimodal_items_with_every_code_in_use() {
     let (_, c2) = Mmq::fit(&g, &fam.data, &fam.parts, &l2).unwrap();
     assert_eq!(c2.levels, 6);
 }
+
+/// A fit resumed from an epoch checkpoint (saved to a file and loaded back) gives the model of
+/// a fit that ran straight through, bit for bit: the checkpoint keeps Adam's state, the step
+/// count, the dead-code counters and the re-seeding generator.
+#[test]
+fn resuming_from_an_epoch_checkpoint_gives_the_uninterrupted_model() {
+    let g = gpu();
+    let x = rand_vec(60 * 8, 12);
+    let cfg = MmqConfig {
+        epochs: 4,
+        batch_size: 16,
+        checkpoint_every: 2,
+        kmeans_init: true,
+        dead_code_steps: 2,
+        ..tiny_cfg()
+    };
+    let mut at2: Option<Mmq> = None;
+    let mut keep = |m: &Mmq| {
+        if m.epochs_done == 2 {
+            at2 = Some(m.clone());
+        }
+        Ok(())
+    };
+    let (straight, codes) = Mmq::fit_with(
+        &g,
+        &x,
+        &mods(),
+        &cfg,
+        FitHooks {
+            progress: &mut |_, _| {},
+            resume: None,
+            on_level: &mut keep,
+        },
+    )
+    .unwrap();
+    let at2 = at2.expect("a checkpoint after epoch 2");
+    assert!(at2.train_state.as_ref().unwrap().steps > 0);
+    let path = std::env::temp_dir().join(format!("semid-mmq-resume-{}.st", std::process::id()));
+    AnyTokenizer::Mmq(at2).save(&path, "fp").unwrap();
+    let (AnyTokenizer::Mmq(loaded), _) = AnyTokenizer::load(&path).unwrap() else {
+        panic!("not mmq")
+    };
+    let _ = std::fs::remove_file(&path);
+    let (resumed, codes2) = Mmq::fit_with(
+        &g,
+        &x,
+        &mods(),
+        &cfg,
+        FitHooks {
+            progress: &mut |_, _| {},
+            resume: Some(loaded),
+            on_level: &mut |_| Ok(()),
+        },
+    )
+    .unwrap();
+    assert_eq!(codes2, codes);
+    for (a, b) in straight.params.iter().zip(&resumed.params) {
+        assert_eq!(a.data, b.data, "{}", a.name);
+    }
+    assert_eq!(straight.train_state, resumed.train_state);
+}

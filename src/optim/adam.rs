@@ -1,6 +1,6 @@
 //! Adam and AdamW.
 
-use super::{updates, Optimizer};
+use super::{named, restore, updates, Optimizer, OptimizerState};
 use crate::autograd::Grads;
 use crate::error::Result;
 use crate::kernels::optim::{adam_step, sum_of_squares, AdamHyper, Clip};
@@ -143,5 +143,32 @@ impl Optimizer for Adam {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn export_state(&self) -> Result<OptimizerState> {
+        let mut out = OptimizerState::default();
+        let mut names: Vec<&String> = self.state.keys().collect();
+        names.sort();
+        for name in names {
+            let st = &self.state[name];
+            out.tensors.push(named(format!("m.{name}"), &st.m)?);
+            out.tensors.push(named(format!("v.{name}"), &st.v)?);
+            out.steps.insert(name.clone(), st.step);
+        }
+        Ok(out)
+    }
+    fn import_state(&mut self, store: &ParamStore, state: &OptimizerState) -> Result<()> {
+        self.state.clear();
+        for (name, &step) in &state.steps {
+            let p = store.param(name).ok_or_else(|| {
+                crate::error::Error::Invalid(format!(
+                    "optimizer state: no parameter `{name}` in the store"
+                ))
+            })?;
+            let m = restore(store, state, &format!("m.{name}"), p)?;
+            let v = restore(store, state, &format!("v.{name}"), p)?;
+            self.state.insert(name.clone(), State { m, v, step });
+        }
+        Ok(())
     }
 }

@@ -23,6 +23,56 @@ use crate::error::{Error, Result};
 use crate::nn::{Param, ParamStore};
 use crate::tensor::Tensor;
 
+/// An optimizer's per-parameter state, read back for a checkpoint: tensors named
+/// `{kind}.{parameter}` (Adam: `m.` and `v.`; SGD: `momentum.`) and each parameter's step count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// The state tensors.
+    pub tensors: Vec<crate::io::NamedTensor>,
+    /// Updates applied to each parameter.
+    pub steps: std::collections::BTreeMap<String, u64>,
+}
+
+impl OptimizerState {
+    /// The tensor `name`, if present.
+    pub fn tensor(&self, name: &str) -> Option<&crate::io::NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+}
+
+/// Reads a state tensor back (for [`Optimizer::export_state`]).
+pub(crate) fn named(name: String, t: &Tensor) -> Result<crate::io::NamedTensor> {
+    Ok(crate::io::NamedTensor {
+        name,
+        shape: t.shape().to_vec(),
+        data: t.to_vec()?,
+    })
+}
+
+/// Uploads the state tensor `name` for `param` of `store`, checking its size.
+pub(crate) fn restore(
+    store: &ParamStore,
+    state: &OptimizerState,
+    name: &str,
+    param: &Param,
+) -> Result<Tensor> {
+    let t = state
+        .tensor(name)
+        .ok_or_else(|| Error::Invalid(format!("optimizer state: tensor `{name}` is missing")))?;
+    if t.data.len() != param.value.numel() {
+        return Err(Error::shape(
+            "optimizer state",
+            format!(
+                "`{name}` has {} values for parameter `{}` of shape {:?}",
+                t.data.len(),
+                param.name,
+                param.value.shape()
+            ),
+        ));
+    }
+    Tensor::from_slice(store.gpu(), &t.data, param.value.shape())
+}
+
 /// An optimizer: one in-place update of every trainable parameter that has a gradient.
 pub trait Optimizer {
     /// Records the update kernels (nothing is submitted or read back).
@@ -31,6 +81,11 @@ pub trait Optimizer {
     fn lr(&self) -> f32;
     /// Sets the learning rate (for schedules).
     fn set_lr(&mut self, lr: f32);
+    /// The per-parameter state, read back (for checkpoints).
+    fn export_state(&self) -> Result<OptimizerState>;
+    /// Replaces the state with `state` for the parameters of `store` (a resumed run then
+    /// continues exactly where the exported one stood).
+    fn import_state(&mut self, store: &ParamStore, state: &OptimizerState) -> Result<()>;
 }
 
 /// The (parameter, gradient) pairs an optimizer updates, in store order.

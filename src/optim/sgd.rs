@@ -1,6 +1,6 @@
 //! Stochastic gradient descent.
 
-use super::{updates, Optimizer};
+use super::{named, restore, updates, Optimizer, OptimizerState};
 use crate::autograd::Grads;
 use crate::error::Result;
 use crate::kernels::optim::{sgd_step, sum_of_squares, Clip, SgdHyper};
@@ -110,5 +110,30 @@ impl Optimizer for Sgd {
 
     fn set_lr(&mut self, lr: f32) {
         self.hyper.lr = lr;
+    }
+
+    fn export_state(&self) -> Result<OptimizerState> {
+        let mut out = OptimizerState::default();
+        let mut names: Vec<&String> = self.bufs.keys().collect();
+        names.sort();
+        for name in names {
+            out.tensors
+                .push(named(format!("momentum.{name}"), &self.bufs[name])?);
+            out.steps.insert(name.clone(), 0);
+        }
+        Ok(out)
+    }
+    fn import_state(&mut self, store: &ParamStore, state: &OptimizerState) -> Result<()> {
+        self.bufs.clear();
+        for name in state.steps.keys() {
+            let p = store.param(name).ok_or_else(|| {
+                crate::error::Error::Invalid(format!(
+                    "optimizer state: no parameter `{name}` in the store"
+                ))
+            })?;
+            let b = restore(store, state, &format!("momentum.{name}"), p)?;
+            self.bufs.insert(name.clone(), b);
+        }
+        Ok(())
     }
 }

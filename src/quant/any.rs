@@ -6,6 +6,7 @@ use super::psrq::{Psrq, PsrqConfig};
 use super::rq_kmeans::{RqKMeans, RqKMeansConfig};
 use super::rqvae::{RqVae, RqVaeConfig};
 use super::tokenizer::{NamedTensor, Tokenizer};
+use super::train_state::TrainState;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::{Checkpoint, CheckpointMeta};
@@ -78,6 +79,11 @@ impl AnyTokenizer {
             }
             _ => {}
         }
+        let mut tensors = self.tensors();
+        if let Some(ts) = self.train_state() {
+            state["train"] = ts.json();
+            tensors.extend(ts.tensors());
+        }
         Checkpoint {
             meta: CheckpointMeta {
                 method: self.method().to_string(),
@@ -86,9 +92,18 @@ impl AnyTokenizer {
                 semid_version: env!("CARGO_PKG_VERSION").to_string(),
                 state,
             },
-            tensors: self.tensors(),
+            tensors,
         }
         .save(path)
+    }
+
+    /// The training state a learned tokenizer carries (to resume exactly).
+    pub fn train_state(&self) -> Option<&TrainState> {
+        match self {
+            AnyTokenizer::RqVae(t) => t.train_state.as_ref(),
+            AnyTokenizer::Mmq(t) => t.train_state.as_ref(),
+            _ => None,
+        }
     }
 
     /// Loads a checkpoint written by [`AnyTokenizer::save`].
@@ -162,6 +177,14 @@ impl AnyTokenizer {
             }
             m => return Err(bad(format!("unknown method `{m}`"))),
         };
+        let mut tok = tok;
+        let ts = TrainState::from_checkpoint(&ck.tensors, &ck.meta.state["train"])
+            .map_err(|e| bad(e.to_string()))?;
+        match &mut tok {
+            AnyTokenizer::RqVae(t) => t.train_state = ts,
+            AnyTokenizer::Mmq(t) => t.train_state = ts,
+            _ => {}
+        }
         Ok((tok, ck.meta))
     }
 }

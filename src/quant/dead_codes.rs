@@ -26,6 +26,32 @@ impl DeadCodes {
         }
     }
 
+    /// When each code was last used, and the re-seeding generator's state (for checkpoints).
+    pub(crate) fn state(&self) -> (Vec<Vec<u64>>, (u64, Option<f64>)) {
+        (self.last_used.clone(), self.rng.state())
+    }
+
+    /// Restores a saved [`DeadCodes::state`] (its shape must match).
+    pub(crate) fn restore(
+        &mut self,
+        last_used: &[Vec<u64>],
+        rng: (u64, Option<f64>),
+    ) -> crate::error::Result<()> {
+        let same = last_used.len() == self.last_used.len()
+            && last_used
+                .iter()
+                .zip(&self.last_used)
+                .all(|(a, b)| a.len() == b.len());
+        if !same {
+            return Err(crate::error::Error::Invalid(
+                "dead-code state: the saved counters do not match the codebooks".into(),
+            ));
+        }
+        self.last_used = last_used.to_vec();
+        self.rng = Rng::from_state(rng);
+        Ok(())
+    }
+
     /// After step `now`: marks the codes of `indices[b]` (U32 `[rows]`, one per codebook, all
     /// read back in ONE transfer) as used, and re-seeds every dead code of codebook `names[b]`
     /// in `store` with a row of `sources[b]` `[rows, d]` (distinct rows while they last, in a

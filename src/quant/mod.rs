@@ -11,6 +11,7 @@
 //! | [`rqvae`] | RQ-VAE, the learned residual quantizer of TIGER |
 //! | [`mmq`] | MMQ, shared and modality-specific experts with cosine codebooks |
 //! | [`any`] | a tokenizer of any method, with checkpoints |
+//! | [`train_state`] | what learned tokenizers' checkpoints keep to resume exactly |
 //! | [`dedup`] | the TIGER-style collision suffix |
 
 pub mod any;
@@ -25,3 +26,4 @@ pub mod psrq;
 pub mod rq_kmeans;
 pub mod rqvae;
 pub mod tokenizer;
+pub mod train_state;

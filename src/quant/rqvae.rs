@@ -33,6 +33,7 @@ use super::dead_codes::DeadCodes;
 use super::epochs::{fit_epochs, EpochPlan, EpochTrainer, TrainRows};
 use super::rq_kmeans::check_codes;
 use super::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
+use super::train_state::TrainState;
 use crate::autograd::{Graph, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -377,7 +378,8 @@ impl RqVaeTrainer {
         })
     }
 
-    /// Continues from a saved model's weights (the optimizer state starts afresh).
+    /// Continues from a saved model: its weights, and its training state when it has one (a
+    /// fit then continues exactly; without one the optimizer state starts afresh).
     pub fn load(&mut self, model: &RqVae) -> Result<()> {
         if model.dim != self.dim
             || model.config.encoder_widths(model.dim) != self.cfg.encoder_widths(self.dim)
@@ -397,7 +399,23 @@ impl RqVaeTrainer {
             self.store.set(&t.name, &t.data)?;
         }
         self.codebooks_ready = true;
+        if let Some(ts) = &model.train_state {
+            self.opt.import_state(&self.store, &ts.optimizer)?;
+            self.dead.restore(&ts.last_used, ts.rng)?;
+            self.steps = ts.steps;
+        }
         Ok(())
+    }
+
+    /// The step count, optimizer state and dead-code counters, read back.
+    pub fn train_state(&self) -> Result<TrainState> {
+        let (last_used, rng) = self.dead.state();
+        Ok(TrainState {
+            steps: self.steps,
+            optimizer: self.opt.export_state()?,
+            last_used,
+            rng,
+        })
     }
 
     /// The parameters.
@@ -510,6 +528,7 @@ impl RqVaeTrainer {
             dim: self.dim,
             params: self.store.to_named()?,
             epochs_done,
+            train_state: Some(self.train_state()?),
             gpu: Some(self.gpu.clone()),
         })
     }
@@ -548,6 +567,8 @@ pub struct RqVae {
     pub params: Vec<NamedTensor>,
     /// Epochs trained.
     pub epochs_done: usize,
+    /// The training state at the end of those epochs (to resume exactly), when known.
+    pub train_state: Option<TrainState>,
     gpu: Option<Gpu>,
 }
 
@@ -626,6 +647,7 @@ impl RqVae {
             dim,
             params: Vec::new(),
             epochs_done,
+            train_state: None,
             gpu: None,
         };
         for (name, shape) in m.expected_shapes() {

@@ -16,6 +16,7 @@ use crate::quant::codes::Codes;
 use crate::quant::epochs::{fit_epochs, EpochPlan, TrainRows};
 use crate::quant::rq_kmeans::check_codes;
 use crate::quant::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
+use crate::quant::train_state::TrainState;
 use crate::tensor::{DType, Tensor};
 
 /// Rows encoded or decoded per GPU pass.
@@ -35,6 +36,8 @@ pub struct Mmq {
     pub gate_means: Vec<Vec<f32>>,
     /// Epochs trained.
     pub epochs_done: usize,
+    /// The training state at the end of those epochs (to resume exactly), when known.
+    pub train_state: Option<TrainState>,
     gpu: Option<Gpu>,
 }
 
@@ -124,6 +127,7 @@ impl Mmq {
             modalities: layout.modalities,
             params: Vec::new(),
             epochs_done,
+            train_state: None,
             gpu: Some(gpu.clone()),
         };
         m.params = m.pick_params(&params)?;
@@ -163,6 +167,7 @@ impl Mmq {
             params: Vec::new(),
             gate_means,
             epochs_done,
+            train_state: None,
             gpu: None,
         };
         m.params = m.pick_params(&tensors)?;

@@ -16,6 +16,7 @@ use crate::optim::{Adam, Optimizer};
 use crate::quant::cluster;
 use crate::quant::dead_codes::DeadCodes;
 use crate::quant::epochs::EpochTrainer;
+use crate::quant::train_state::TrainState;
 use crate::tensor::{DType, Tensor};
 
 /// What one training step leaves on the GPU (nothing is read back). The loss terms are the
@@ -164,7 +165,8 @@ impl MmqTrainer {
         !self.codebooks_ready
     }
 
-    /// Continues from a fitted model's weights (the optimizer state starts afresh).
+    /// Continues from a fitted model: its weights, and its training state when it has one (a
+    /// fit then continues exactly; without one Adam's state starts afresh).
     pub fn load(&mut self, model: &Mmq) -> Result<()> {
         let theirs = model.layout();
         if theirs.modalities != self.layout.modalities
@@ -183,7 +185,23 @@ impl MmqTrainer {
             self.store.set(&t.name, &t.data)?;
         }
         self.codebooks_ready = true;
+        if let Some(ts) = &model.train_state {
+            self.opt.import_state(&self.store, &ts.optimizer)?;
+            self.dead.restore(&ts.last_used, ts.rng)?;
+            self.steps = ts.steps;
+        }
         Ok(())
+    }
+
+    /// The step count, Adam's state and the dead-code counters, read back.
+    pub fn train_state(&self) -> Result<TrainState> {
+        let (last_used, rng) = self.dead.state();
+        Ok(TrainState {
+            steps: self.steps,
+            optimizer: self.opt.export_state()?,
+            last_used,
+            rng,
+        })
     }
 
     fn check_batch(&self, x: &Tensor) -> Result<()> {
@@ -516,6 +534,7 @@ impl MmqTrainer {
             &self.gpu,
         )?;
         m.gate_means = m.mean_gates(&self.gpu, x)?;
+        m.train_state = Some(self.train_state()?);
         Ok(m)
     }
 }
