@@ -900,3 +900,47 @@ fn rq_vae_step_with_straight_through_trains() {
     assert!(curve.iter().all(|v| v.is_finite()));
     assert!(last < 0.8 * first, "RQ-VAE loss {first} -> {last}");
 }
+
+/// An optimizer's exported state, imported into a fresh optimizer over a copy of the
+/// parameters, continues the run exactly (SGD momentum buffers; Adam moments and steps).
+#[test]
+fn optimizer_state_export_and_import_continue_exactly() {
+    let make: Vec<(&str, fn() -> Box<dyn Optimizer>)> = vec![
+        ("sgd momentum", || Box::new(Sgd::new(0.1).momentum(0.9))),
+        ("adam", || Box::new(Adam::new(0.01))),
+    ];
+    for (what, new_opt) in make {
+        let g1 = rand_grads(1, 1.0);
+        let (mut a, grads, _) = store_and_grads(3, &g1);
+        let mut opt_a = new_opt();
+        opt_a.step(&mut a, &grads).unwrap();
+        let g2 = grads_for(&a, &rand_grads(2, 1.0));
+        opt_a.step(&mut a, &g2).unwrap();
+        let state = opt_a.export_state().unwrap();
+        assert_eq!(state.steps.len(), PSHAPES.len(), "{what}");
+        // A second store with the same values, and a fresh optimizer given the state.
+        let (mut b, _, _) = store_and_grads(99, &g1);
+        for p in a.iter() {
+            b.set(&p.name, &p.value.to_vec().unwrap()).unwrap();
+        }
+        let mut opt_b = new_opt();
+        opt_b.import_state(&b, &state).unwrap();
+        let g3 = rand_grads(3, 1.0);
+        let (ga, gb) = (grads_for(&a, &g3), grads_for(&b, &g3));
+        opt_a.step(&mut a, &ga).unwrap();
+        opt_b.step(&mut b, &gb).unwrap();
+        for (pa, pb) in a.iter().zip(b.iter()) {
+            assert_eq!(
+                bits(&pa.value.to_vec().unwrap()),
+                bits(&pb.value.to_vec().unwrap()),
+                "{what}: {}",
+                pa.name
+            );
+        }
+        assert_eq!(opt_a.export_state().unwrap(), opt_b.export_state().unwrap());
+        // A state for other parameters is refused.
+        let mut wrong = state.clone();
+        wrong.steps.insert("nope".into(), 1);
+        assert!(new_opt().import_state(&b, &wrong).is_err(), "{what}");
+    }
+}
