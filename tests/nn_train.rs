@@ -905,7 +905,8 @@ fn rq_vae_step_with_straight_through_trains() {
 /// parameters, continues the run exactly (SGD momentum buffers; Adam moments and steps).
 #[test]
 fn optimizer_state_export_and_import_continue_exactly() {
-    let make: Vec<(&str, fn() -> Box<dyn Optimizer>)> = vec![
+    type MakeOptimizer = fn() -> Box<dyn Optimizer>;
+    let make: Vec<(&str, MakeOptimizer)> = vec![
         ("sgd momentum", || Box::new(Sgd::new(0.1).momentum(0.9))),
         ("adam", || Box::new(Adam::new(0.01))),
     ];
