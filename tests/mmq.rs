@@ -662,6 +662,7 @@ fn learns_synthetic_multimodal_items_with_every_code_in_use() {
     // The L2 quantizer is available as the paper's ablation.
     let l2 = MmqConfig {
         metric: MetricKind::L2,
+        spherical: false,
         epochs: 2,
         ..cfg
     };

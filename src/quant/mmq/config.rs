@@ -32,7 +32,8 @@ pub struct MmqConfig {
     /// Codes per expert codebook (default 100, the paper's public-data setting; 3,000 in its
     /// industrial one).
     pub k: usize,
-    /// Code assignment (default cosine, the paper's; L2 is its ablation).
+    /// Code assignment (default cosine, the paper's; L2 is its ablation and applies with
+    /// `spherical = false` — between unit vectors L2 orders codes as the cosine does).
     pub metric: MetricKind,
     /// Quantize on the unit sphere (default true): each latent and each code is L2-normalised
     /// before the search and the VQ terms, and the fused latent sums unit codes. The cosine
