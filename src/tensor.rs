@@ -121,6 +121,52 @@ impl Tensor {
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
+    /// Downloads several f32 tensors in ONE transfer: they are copied side by side into one
+    /// buffer (recorded with the pending work) and read back once.
+    pub fn read_all(parts: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        Ok(Self::read_all_bytes(parts, DType::F32)?
+            .iter()
+            .map(|b| bytemuck::pod_collect_to_vec(b))
+            .collect())
+    }
+
+    /// [`Tensor::read_all`] for u32 tensors.
+    pub fn read_all_u32(parts: &[&Tensor]) -> Result<Vec<Vec<u32>>> {
+        Ok(Self::read_all_bytes(parts, DType::U32)?
+            .iter()
+            .map(|b| bytemuck::pod_collect_to_vec(b))
+            .collect())
+    }
+
+    fn read_all_bytes(parts: &[&Tensor], dtype: DType) -> Result<Vec<Vec<u8>>> {
+        let Some(first) = parts.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(t) = parts.iter().find(|t| t.dtype != dtype) {
+            return Err(Error::Invalid(format!(
+                "read_all: a {:?} tensor among {dtype:?} ones",
+                t.dtype
+            )));
+        }
+        let gpu = first.gpu.clone();
+        let total: usize = parts.iter().map(|t| t.numel()).sum();
+        let all = Tensor::empty_typed(&gpu, &[total.max(1)], dtype)?;
+        let mut at = 0u64;
+        for t in parts {
+            gpu.copy(&t.buf, 0, &all.buf, at, t.bytes());
+            at += t.bytes();
+        }
+        let bytes = gpu.read(&all.buf, 0, at)?;
+        let mut out = Vec::with_capacity(parts.len());
+        let mut off = 0usize;
+        for t in parts {
+            let n = t.bytes() as usize;
+            out.push(bytes[off..off + n].to_vec());
+            off += n;
+        }
+        Ok(out)
+    }
+
     /// The device this tensor lives on.
     pub fn gpu(&self) -> &Gpu {
         &self.gpu

@@ -176,3 +176,25 @@ fn aliasing_output_is_rejected() {
     let err = semid::kernels::elementwise::unary_into(&t, Unary::Relu, &t).unwrap_err();
     assert!(err.to_string().contains("alias"));
 }
+
+/// Several tensors read back in one transfer come back whole and in order (odd sizes, an
+/// empty one, u32 too); tensors of another dtype are refused.
+#[test]
+fn read_all_reads_several_tensors_in_one_transfer() {
+    let g = gpu();
+    let a = rand_vec(7, 1);
+    let b = rand_vec(1031, 2);
+    let ta = upload(&a, &[7]);
+    let tb = upload(&b, &[1031]);
+    let te = Tensor::zeros(&g, &[0]).unwrap();
+    let got = Tensor::read_all(&[&ta, &te, &tb]).unwrap();
+    assert_eq!(got, vec![a, Vec::new(), b]);
+    let u: Vec<u32> = (0..13).map(|i| i * 7 + 1).collect();
+    let tu = Tensor::from_u32(&g, &u, &[13]).unwrap();
+    assert_eq!(
+        Tensor::read_all_u32(&[&tu, &tu]).unwrap(),
+        vec![u.clone(), u]
+    );
+    let err = Tensor::read_all(&[&ta, &tu]).unwrap_err().to_string();
+    assert!(err.contains("U32"), "{err}");
+}

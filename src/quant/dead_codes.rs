@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::nn::ParamStore;
 use crate::rng::Rng;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// When each code of each codebook was last used, and the seeded generator of re-seeding.
 #[derive(Clone, Debug)]
@@ -67,21 +67,9 @@ impl DeadCodes {
         if self.window == 0 || indices.is_empty() {
             return Ok(0);
         }
-        let gpu = indices[0].gpu().clone();
-        let m = indices[0].numel();
-        let all = Tensor::empty_typed(&gpu, &[indices.len(), m], DType::U32)?;
-        for (b, idx) in indices.iter().enumerate() {
-            gpu.copy(
-                idx.buffer(),
-                0,
-                all.buffer(),
-                (b * m * 4) as u64,
-                (idx.numel().min(m) * 4) as u64,
-            );
-        }
-        let all = all.to_u32()?;
+        let all = Tensor::read_all_u32(&indices.iter().collect::<Vec<_>>())?;
         let mut reseeded = 0;
-        for (b, used) in all.chunks_exact(m.max(1)).enumerate() {
+        for (b, used) in all.iter().enumerate() {
             let last = &mut self.last_used[b];
             for &c in used {
                 if let Some(t) = last.get_mut(c as usize) {

@@ -400,22 +400,14 @@ impl RqVaeTrainer {
         }
         self.codebooks_ready = true;
         if let Some(ts) = &model.train_state {
-            self.opt.import_state(&self.store, &ts.optimizer)?;
-            self.dead.restore(&ts.last_used, ts.rng)?;
-            self.steps = ts.steps;
+            self.steps = ts.restore(&self.store, self.opt.as_mut(), &mut self.dead)?;
         }
         Ok(())
     }
 
     /// The step count, optimizer state and dead-code counters, read back.
     pub fn train_state(&self) -> Result<TrainState> {
-        let (last_used, rng) = self.dead.state();
-        Ok(TrainState {
-            steps: self.steps,
-            optimizer: self.opt.export_state()?,
-            last_used,
-            rng,
-        })
+        TrainState::capture(self.steps, self.opt.as_ref(), &self.dead)
     }
 
     /// The parameters.
@@ -536,6 +528,10 @@ impl RqVaeTrainer {
 
 impl EpochTrainer for RqVaeTrainer {
     type Model = RqVae;
+    fn resume_from(&mut self, model: &RqVae) -> Result<usize> {
+        self.load(model)?;
+        Ok(model.epochs_done)
+    }
     fn train_batch(&mut self, xb: &Tensor) -> Result<()> {
         let out = self.step(xb)?;
         if self.cfg.dead_code_steps > 0 {
@@ -583,8 +579,8 @@ impl RqVae {
 
     /// [`RqVae::fit`] with hooks: `progress` is called with (epochs done, epochs) before each
     /// epoch and at the end; `on_level` every [`RqVaeConfig::checkpoint_every`] epochs with the
-    /// model so far; `resume` continues from a saved model's weights and epoch count (the
-    /// optimizer state and dead-code counters restart).
+    /// model so far; `resume` continues from a saved model: its weights and epoch count, and
+    /// its training state when it carries one (then exactly as if never interrupted).
     pub fn fit_with(
         gpu: &Gpu,
         x: &[f32],
@@ -593,42 +589,17 @@ impl RqVae {
         hooks: FitHooks<'_, RqVae>,
     ) -> Result<(RqVae, Codes)> {
         config.validate()?;
-        let n = rows_of(x, dim, "rqvae fit")?;
-        if n == 0 {
-            return Err(Error::Invalid("rqvae: no items to fit".into()));
-        }
-        if config.kmeans_init && hooks.resume.is_none() && n.min(config.batch_size) < config.k {
-            return Err(Error::Invalid(format!(
-                "rqvae: the k-means initialisation of {} codes needs a first batch of at least \
-                 that many items, not {} (lower k, raise batch_size, or set kmeans_init = false)",
-                config.k,
-                n.min(config.batch_size)
-            )));
-        }
+        rows_of(x, dim, "rqvae fit")?;
         let mut trainer = RqVaeTrainer::new(gpu, dim, config)?;
-        let resumed = match &hooks.resume {
-            Some(m) => {
-                trainer.load(m)?;
-                Some(m.epochs_done)
-            }
-            None => None,
-        };
         let plan = EpochPlan {
+            method: "rqvae",
             epochs: config.epochs,
             batch_size: config.batch_size,
             seed: config.seed,
             checkpoint_every: config.checkpoint_every,
-            start: 0,
+            kmeans_init_k: config.kmeans_init.then_some(config.k),
         };
-        // The first step initialises the codebooks from its batch (a full one: the first chunk
-        // of an epoch has min(batch_size, n) ≥ k rows, checked above).
-        let model = fit_epochs(
-            &TrainRows { gpu, x, dim },
-            &plan,
-            &mut trainer,
-            resumed,
-            hooks,
-        )?;
+        let model = fit_epochs(&TrainRows { gpu, x, dim }, &plan, &mut trainer, hooks)?;
         let codes = model.encode(gpu, x)?;
         Ok((model, codes))
     }
@@ -760,6 +731,7 @@ impl RqVae {
         for r0 in (0..n).step_by(CHUNK_ROWS) {
             let m = CHUNK_ROWS.min(n - r0);
             let mut zq: Option<Tensor> = None;
+            let mut decoded = Vec::with_capacity(levels);
             for (l, cb) in cbs.iter().enumerate() {
                 let idx: Vec<u32> = (r0..r0 + m).map(|i| codes.item(i)[l]).collect();
                 let it = Tensor::from_u32(gpu, &idx, &[m])?;
@@ -768,8 +740,13 @@ impl RqVae {
                     None => e,
                     Some(q) => binary(&q, &e, Binary::Add)?,
                 };
-                out[l].extend(dec.forward(&q)?.to_vec()?);
+                decoded.push(dec.forward(&q)?);
                 zq = Some(q);
+            }
+            // Every level's reconstruction of the chunk in one readback.
+            let got = Tensor::read_all(&decoded.iter().collect::<Vec<_>>())?;
+            for (o, v) in out.iter_mut().zip(got) {
+                o.extend(v);
             }
         }
         Ok(out)
@@ -818,25 +795,19 @@ impl Tokenizer for RqVae {
             let xt =
                 Tensor::from_slice(gpu, &x[r0 * self.dim..(r0 + m) * self.dim], &[m, self.dim])?;
             let mut r = enc.forward(&xt)?;
-            // Every level's codes land in one buffer: one readback per chunk.
-            let all = Tensor::empty_typed(gpu, &[levels, m], DType::U32)?;
+            let mut idx = Vec::with_capacity(levels);
             for (l, cb) in cbs.iter().enumerate() {
-                let idx = nearest(&r, cb, Metric::L2)?.index;
-                gpu.copy(
-                    idx.buffer(),
-                    0,
-                    all.buffer(),
-                    (l * m * 4) as u64,
-                    (m * 4) as u64,
-                );
+                let i = nearest(&r, cb, Metric::L2)?.index;
                 if l + 1 < levels {
-                    let e = gather_rows(cb, &idx)?;
+                    let e = gather_rows(cb, &i)?;
                     r = binary(&r, &e, Binary::Sub)?;
                 }
+                idx.push(i);
             }
-            let got = all.to_u32()?;
-            for (l, col) in columns.iter_mut().enumerate() {
-                col.extend_from_slice(&got[l * m..(l + 1) * m]);
+            // Every level's codes of the chunk in one readback.
+            let got = Tensor::read_all_u32(&idx.iter().collect::<Vec<_>>())?;
+            for (col, v) in columns.iter_mut().zip(got) {
+                col.extend(v);
             }
         }
         Ok(Codes::from_levels(self.sizes(), &columns))

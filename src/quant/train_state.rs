@@ -5,7 +5,9 @@
 
 use crate::error::{Error, Result};
 use crate::io::NamedTensor;
-use crate::optim::OptimizerState;
+use crate::nn::ParamStore;
+use crate::optim::{Optimizer, OptimizerState};
+use crate::quant::dead_codes::DeadCodes;
 use serde_json::{json, Value};
 
 /// Prefix of the optimizer's tensors in a checkpoint.
@@ -25,6 +27,30 @@ pub struct TrainState {
 }
 
 impl TrainState {
+    /// Reads a trainer's state back: its step count, optimizer and dead-code tracker.
+    pub(crate) fn capture(steps: u64, opt: &dyn Optimizer, dead: &DeadCodes) -> Result<TrainState> {
+        let (last_used, rng) = dead.state();
+        Ok(TrainState {
+            steps,
+            optimizer: opt.export_state()?,
+            last_used,
+            rng,
+        })
+    }
+
+    /// Puts this state into a trainer's optimizer (over the parameters of `store`) and
+    /// dead-code tracker; returns the step count.
+    pub(crate) fn restore(
+        &self,
+        store: &ParamStore,
+        opt: &mut dyn Optimizer,
+        dead: &mut DeadCodes,
+    ) -> Result<u64> {
+        opt.import_state(store, &self.optimizer)?;
+        dead.restore(&self.last_used, self.rng)?;
+        Ok(self.steps)
+    }
+
     /// The optimizer tensors under `train.optimizer.*`, for the checkpoint.
     pub fn tensors(&self) -> Vec<NamedTensor> {
         self.optimizer

@@ -17,7 +17,7 @@ use crate::quant::epochs::{fit_epochs, EpochPlan, TrainRows};
 use crate::quant::rq_kmeans::check_codes;
 use crate::quant::tokenizer::{rows_of, FitHooks, NamedTensor, Tokenizer};
 use crate::quant::train_state::TrainState;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// Rows encoded or decoded per GPU pass.
 const CHUNK_ROWS: usize = 8192;
@@ -63,8 +63,8 @@ impl Mmq {
 
     /// [`Mmq::fit`] with hooks: `progress` gets (epochs done, epochs) before each epoch and at
     /// the end; `on_level` gets the model every [`MmqConfig::checkpoint_every`] epochs;
-    /// `resume` continues from a saved model's weights and epoch count (the optimizer state
-    /// and dead-code counters restart).
+    /// `resume` continues from a saved model: its weights and epoch count, and its training
+    /// state when it carries one (then exactly as if never interrupted).
     pub fn fit_with(
         gpu: &Gpu,
         x: &[f32],
@@ -74,40 +74,17 @@ impl Mmq {
     ) -> Result<(Mmq, Codes)> {
         let layout = Layout::new(config, modalities)?;
         let dim = layout.dim();
-        let n = rows_of(x, dim, "mmq fit")?;
-        if n == 0 {
-            return Err(Error::Invalid("mmq: no items to fit".into()));
-        }
-        if config.kmeans_init && hooks.resume.is_none() && n.min(config.batch_size) < config.k {
-            return Err(Error::Invalid(format!(
-                "mmq: the k-means initialisation of {} codes needs a first batch of at least \
-                 that many items, not {} (lower k, raise batch_size, or set kmeans_init = false)",
-                config.k,
-                n.min(config.batch_size)
-            )));
-        }
+        rows_of(x, dim, "mmq fit")?;
         let mut trainer = MmqTrainer::new(gpu, config, modalities)?;
-        let resumed = match &hooks.resume {
-            Some(m) => {
-                trainer.load(m)?;
-                Some(m.epochs_done)
-            }
-            None => None,
-        };
         let plan = EpochPlan {
+            method: "mmq",
             epochs: config.epochs,
             batch_size: config.batch_size,
             seed: config.seed,
             checkpoint_every: config.checkpoint_every,
-            start: 0,
+            kmeans_init_k: config.kmeans_init.then_some(config.k),
         };
-        let model = fit_epochs(
-            &TrainRows { gpu, x, dim },
-            &plan,
-            &mut trainer,
-            resumed,
-            hooks,
-        )?;
+        let model = fit_epochs(&TrainRows { gpu, x, dim }, &plan, &mut trainer, hooks)?;
         let codes = model.encode(gpu, x)?;
         Ok((model, codes))
     }
@@ -380,8 +357,16 @@ impl Mmq {
         let experts = self.layout().experts();
         let mut out = vec![Vec::new(); experts.len()];
         self.chunks(gpu, x, "mmq latents", |_, xt, parts| {
-            for (t, e) in experts.iter().enumerate() {
-                out[t].extend(dev.experts[t].forward(input_of(*e, xt, parts))?.to_vec()?);
+            let z = experts
+                .iter()
+                .enumerate()
+                .map(|(t, e)| dev.experts[t].forward(input_of(*e, xt, parts)))
+                .collect::<Result<Vec<_>>>()?;
+            for (o, v) in out
+                .iter_mut()
+                .zip(Tensor::read_all(&z.iter().collect::<Vec<_>>())?)
+            {
+                o.extend(v);
             }
             Ok(())
         })?;
@@ -394,8 +379,17 @@ impl Mmq {
         let dev = self.upload(gpu)?;
         let mut out = vec![Vec::new(); dev.gates.len()];
         self.chunks(gpu, x, "mmq gates", |_, _, parts| {
-            for (m, gate) in dev.gates.iter().enumerate() {
-                out[m].extend(softmax_rows(&gate.forward(&parts[m])?)?.to_vec()?);
+            let g = dev
+                .gates
+                .iter()
+                .zip(parts)
+                .map(|(gate, p)| softmax_rows(&gate.forward(p)?))
+                .collect::<Result<Vec<_>>>()?;
+            for (o, v) in out
+                .iter_mut()
+                .zip(Tensor::read_all(&g.iter().collect::<Vec<_>>())?)
+            {
+                o.extend(v);
             }
             Ok(())
         })?;
@@ -438,6 +432,7 @@ impl Mmq {
         let mut out = vec![Vec::with_capacity(n * self.dim()); experts.len()];
         let mut run = |r0: usize, m: usize, gates: &[Tensor]| -> Result<()> {
             let mut acc: Option<Tensor> = None;
+            let mut decoded = Vec::with_capacity(experts.len());
             for (t, e) in experts.iter().enumerate() {
                 let idx: Vec<u32> = (r0..r0 + m).map(|i| codes.item(i)[t]).collect();
                 let mut v = gather_rows(&dev.codebooks[t], &Tensor::from_u32(gpu, &idx, &[m])?)?;
@@ -448,8 +443,13 @@ impl Mmq {
                     None => v,
                     Some(a) => binary(&a, &v, Binary::Add)?,
                 };
-                out[t].extend(dev.decoder.forward(&q)?.to_vec()?);
+                decoded.push(dev.decoder.forward(&q)?);
                 acc = Some(q);
+            }
+            // Every token's reconstruction of the chunk in one readback.
+            let got = Tensor::read_all(&decoded.iter().collect::<Vec<_>>())?;
+            for (o, v) in out.iter_mut().zip(got) {
+                o.extend(v);
             }
             Ok(())
         };
@@ -542,23 +542,18 @@ impl Tokenizer for Mmq {
         };
         let mut columns = vec![Vec::new(); experts.len()];
         self.chunks(gpu, x, "mmq encode", |_, xt, parts| {
-            let m = xt.rows();
-            // Every token's codes land in one buffer: one readback per chunk.
-            let all = Tensor::empty_typed(gpu, &[experts.len(), m], DType::U32)?;
-            for (t, e) in experts.iter().enumerate() {
-                let z = dev.experts[t].forward(input_of(*e, xt, parts))?;
-                let idx = nearest(&z, &dev.codebooks[t], metric)?.index;
-                gpu.copy(
-                    idx.buffer(),
-                    0,
-                    all.buffer(),
-                    (t * m * 4) as u64,
-                    (m * 4) as u64,
-                );
-            }
-            let got = all.to_u32()?;
-            for (t, col) in columns.iter_mut().enumerate() {
-                col.extend_from_slice(&got[t * m..(t + 1) * m]);
+            let idx = experts
+                .iter()
+                .enumerate()
+                .map(|(t, e)| {
+                    let z = dev.experts[t].forward(input_of(*e, xt, parts))?;
+                    Ok(nearest(&z, &dev.codebooks[t], metric)?.index)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // Every token's codes of the chunk in one readback.
+            let got = Tensor::read_all_u32(&idx.iter().collect::<Vec<_>>())?;
+            for (col, v) in columns.iter_mut().zip(got) {
+                col.extend(v);
             }
             Ok(())
         })?;

@@ -186,22 +186,14 @@ impl MmqTrainer {
         }
         self.codebooks_ready = true;
         if let Some(ts) = &model.train_state {
-            self.opt.import_state(&self.store, &ts.optimizer)?;
-            self.dead.restore(&ts.last_used, ts.rng)?;
-            self.steps = ts.steps;
+            self.steps = ts.restore(&self.store, &mut self.opt, &mut self.dead)?;
         }
         Ok(())
     }
 
     /// The step count, Adam's state and the dead-code counters, read back.
     pub fn train_state(&self) -> Result<TrainState> {
-        let (last_used, rng) = self.dead.state();
-        Ok(TrainState {
-            steps: self.steps,
-            optimizer: self.opt.export_state()?,
-            last_used,
-            rng,
-        })
+        TrainState::capture(self.steps, &self.opt, &self.dead)
     }
 
     fn check_batch(&self, x: &Tensor) -> Result<()> {
@@ -541,6 +533,10 @@ impl MmqTrainer {
 
 impl EpochTrainer for MmqTrainer {
     type Model = Mmq;
+    fn resume_from(&mut self, model: &Mmq) -> Result<usize> {
+        self.load(model)?;
+        Ok(model.epochs_done)
+    }
     fn train_batch(&mut self, xb: &Tensor) -> Result<()> {
         let out = self.step(xb)?;
         if self.layout.config.dead_code_steps > 0 {
