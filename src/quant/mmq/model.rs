@@ -281,6 +281,20 @@ impl Mmq {
         .map_err(|e| Error::Invalid(format!("mmq: {e}")))
     }
 
+    /// Each modality's gate network on `gpu` (none without specific experts).
+    fn upload_gates(&self, gpu: &Gpu) -> Result<Vec<GpuMlp>> {
+        let layout = self.layout();
+        if !layout.has_specific() {
+            return Ok(Vec::new());
+        }
+        (0..layout.modalities.len())
+            .map(|m| {
+                self.frozen(&gate_name(m), &layout.gate_widths(m))?
+                    .upload(gpu)
+            })
+            .collect()
+    }
+
     fn upload(&self, gpu: &Gpu) -> Result<OnDevice> {
         let layout = self.layout();
         let experts = layout
@@ -288,16 +302,7 @@ impl Mmq {
             .into_iter()
             .map(|e| self.frozen_expert(&layout, e)?.upload(gpu))
             .collect::<Result<Vec<_>>>()?;
-        let gates = if layout.has_specific() {
-            (0..layout.modalities.len())
-                .map(|m| {
-                    self.frozen(&gate_name(m), &layout.gate_widths(m))?
-                        .upload(gpu)
-                })
-                .collect::<Result<Vec<_>>>()?
-        } else {
-            Vec::new()
-        };
+        let gates = self.upload_gates(gpu)?;
         let decoder = self
             .frozen("decoder", &layout.decoder_widths())?
             .upload(gpu)?;
@@ -376,11 +381,11 @@ impl Mmq {
     /// Each modality's gate over its specific experts for the items `x`, each
     /// `n × specific_experts` (none without specific experts).
     pub fn gates(&self, gpu: &Gpu, x: &[f32]) -> Result<Vec<Vec<f32>>> {
-        let dev = self.upload(gpu)?;
-        let mut out = vec![Vec::new(); dev.gates.len()];
+        // Only the gate networks: the mean gates are taken at every checkpoint.
+        let gates = self.upload_gates(gpu)?;
+        let mut out = vec![Vec::new(); gates.len()];
         self.chunks(gpu, x, "mmq gates", |_, _, parts| {
-            let g = dev
-                .gates
+            let g = gates
                 .iter()
                 .zip(parts)
                 .map(|(gate, p)| softmax_rows(&gate.forward(p)?))
