@@ -65,6 +65,19 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Training produced a non-finite loss: the fit stops there and keeps the last good
+    /// checkpoint.
+    #[error("{method} training diverged at step {step} (epoch {epoch} of this fit): the loss is {value}. Lower the learning rate (or check the inputs' scale); the last checkpoint written before this step is kept")]
+    Diverged {
+        /// The method, e.g. `rqvae`.
+        method: String,
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step of this fit.
+        step: usize,
+        /// The loss value (NaN or infinite).
+        value: f32,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

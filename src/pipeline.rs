@@ -12,6 +12,7 @@ use crate::data::{ItemEmbeddings, Modality};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::fingerprint;
+use crate::io::run_dir::{prepare_out, written_files, OutMode, RunManifest};
 use crate::metrics::{Metrics, MetricsInput};
 use crate::quant::any::AnyTokenizer;
 use crate::quant::codes::Codes;
@@ -35,21 +36,7 @@ pub struct FamilyInput {
     pub parts: Vec<ModalitySpec>,
 }
 
-/// L2-normalises each row (zero rows stay zero).
-pub fn normalize_rows(x: &[f32], dim: usize) -> Vec<f32> {
-    let mut out = x.to_vec();
-    for row in out.chunks_exact_mut(dim.max(1)) {
-        let n = row
-            .iter()
-            .map(|v| (*v as f64) * (*v as f64))
-            .sum::<f64>()
-            .sqrt();
-        if n > 0.0 {
-            row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
-        }
-    }
-    out
-}
+pub use crate::metrics::drift::normalize_rows;
 
 /// The modal-joint input: each modality's rows (L2-normalised when `normalize`) concatenated.
 pub fn joint_input(mods: &[&Modality], normalize: bool) -> FamilyInput {
@@ -113,8 +100,10 @@ pub fn families(emb: &ItemEmbeddings, cfg: &SemidConfig) -> Vec<FamilyInput> {
 pub struct RunOptions<'a> {
     /// Output folder (checkpoints, codes, metrics).
     pub out: &'a Path,
-    /// Continue from checkpoints in `out` when they match the method and data.
-    pub resume: bool,
+    /// How the run may use `out`: a new run needs it empty, `Overwrite` clears an earlier
+    /// run's folder, `Resume` continues from the checkpoints there (which must match the
+    /// method, data and settings).
+    pub mode: OutMode,
     /// Labels per item (genres, true clusters) for purity.
     pub labels: Option<&'a [u32]>,
     /// Progress: (family, levels done, levels in all).
@@ -138,8 +127,35 @@ pub struct FamilyResult {
 }
 
 /// Checkpoint path of a family in `out`.
-pub fn checkpoint_path(out: &Path, family: &str) -> PathBuf {
-    out.join(format!("tokenizer_{family}.safetensors"))
+///
+/// Fails when `family` cannot be part of a file name (see [`crate::data::names`]): a name
+/// that slipped past the input checks still never reaches a path outside `out`.
+pub fn checkpoint_path(out: &Path, family: &str) -> Result<PathBuf> {
+    crate::data::names::check_family_name(family)?;
+    Ok(out.join(format!("tokenizer_{family}.safetensors")))
+}
+
+/// Settings that may differ between a checkpoint of `method` and the run resuming it: how
+/// long to train and how often to save (`epochs`, `checkpoint_every` of the learned
+/// tokenizers; `levels` of the k-means methods, which fit one level after another, so more
+/// levels continue a run and fewer are refused by the fit). Any other change would give a
+/// model that no single setting describes.
+pub fn resume_may_differ(method: Method) -> &'static [&'static str] {
+    match method {
+        Method::Psrq | Method::RqKmeans => &["levels"],
+        Method::Rqvae | Method::Mmq => &["epochs", "checkpoint_every"],
+    }
+}
+
+/// The settings of `cfg`'s method as JSON, as checkpoints store them.
+fn method_config_json(cfg: &SemidConfig) -> Result<serde_json::Value> {
+    let v = match cfg.method {
+        Method::Psrq => serde_json::to_value(&cfg.psrq),
+        Method::RqKmeans => serde_json::to_value(&cfg.rq_kmeans),
+        Method::Rqvae => serde_json::to_value(&cfg.rqvae),
+        Method::Mmq => serde_json::to_value(&cfg.mmq),
+    };
+    v.map_err(|e| Error::Invalid(format!("config: {e}")))
 }
 
 /// Fits (or resumes) one family's tokenizer, checkpointing after every level.
@@ -150,10 +166,17 @@ pub fn fit_family(
     opts: &mut RunOptions<'_>,
 ) -> Result<FamilyResult> {
     let fp = fingerprint(&fam.data, &[fam.data.len() / fam.dim.max(1), fam.dim]);
-    let ck = checkpoint_path(opts.out, &fam.name);
-    let resume = if opts.resume && ck.exists() {
+    let ck = checkpoint_path(opts.out, &fam.name)?;
+    let resume = if opts.mode == OutMode::Resume && ck.exists() {
         let (tok, meta) = AnyTokenizer::load(&ck)?;
-        meta.expect(&ck, cfg.method.name(), &fp)?;
+        meta.check_resumable(&ck, cfg.method.name(), &fp)?;
+        crate::io::settings_diff::check_same_settings(
+            &ck,
+            cfg.method.name(),
+            &meta.config,
+            &method_config_json(cfg)?,
+            resume_may_differ(cfg.method),
+        )?;
         Some(tok)
     } else {
         None
@@ -267,8 +290,21 @@ pub fn tokenize(
             )));
         }
     }
+    let fams = families(emb, cfg);
+    for f in &fams {
+        crate::data::names::check_family_name(&f.name)?;
+    }
+    let mut manifest = RunManifest::new(
+        "tokenize",
+        cfg.method.name(),
+        fams.iter().map(|f| f.name.clone()).collect(),
+    );
+    if let Some(old) = prepare_out(opts.out, opts.mode)? {
+        old.check_same_run(opts.out, &manifest)?;
+    }
+    manifest.write(opts.out)?;
     let mut results = Vec::new();
-    for fam in families(emb, cfg) {
+    for fam in fams {
         results.push(fit_family(gpu, &fam, cfg, opts)?);
     }
     write_outputs(opts.out, &emb.ids, &results)?;
@@ -278,6 +314,9 @@ pub fn tokenize(
             .map_err(|e| Error::Invalid(format!("config: {e}")))?
             .as_bytes(),
     )?;
+    manifest.complete = true;
+    manifest.files = written_files(opts.out)?;
+    manifest.write(opts.out)?;
     Ok(results)
 }
 
@@ -293,11 +332,39 @@ pub fn encode_with_run(
     emb: &ItemEmbeddings,
     labels: Option<&[u32]>,
     out: &Path,
+    mode: OutMode,
 ) -> Result<Vec<FamilyResult>> {
+    if crate::io::run_dir::same_folder(run, out) {
+        return Err(Error::Invalid(format!(
+            "--out {} is the run folder itself; eval writes codes and metrics that would \
+             replace the run's own, so give another folder",
+            out.display()
+        )));
+    }
     let cfg = SemidConfig::load(&run.join(RUN_CONFIG))?;
+    if let Some(m) = RunManifest::read(run)? {
+        if !m.complete {
+            return Err(Error::Invalid(format!(
+                "{}: the run did not finish (its manifest says so); finish it with \
+                 `semid tokenize --resume` first",
+                run.display()
+            )));
+        }
+    }
+    let fams = families(emb, &cfg);
+    let mut manifest = RunManifest::new(
+        "eval",
+        cfg.method.name(),
+        fams.iter().map(|f| f.name.clone()).collect(),
+    );
+    if mode == OutMode::Resume {
+        return Err(Error::Invalid("eval has nothing to resume".into()));
+    }
+    prepare_out(out, mode)?;
+    manifest.write(out)?;
     let mut results = Vec::new();
-    for fam in families(emb, &cfg) {
-        let ck = checkpoint_path(run, &fam.name);
+    for fam in fams {
+        let ck = checkpoint_path(run, &fam.name)?;
         if !ck.exists() {
             return Err(Error::Invalid(format!(
                 "{}: the run has no tokenizer for family `{}` (its families come from the \
@@ -336,6 +403,9 @@ pub fn encode_with_run(
         )?);
     }
     write_outputs(out, &emb.ids, &results)?;
+    manifest.complete = true;
+    manifest.files = written_files(out)?;
+    manifest.write(out)?;
     Ok(results)
 }
 
@@ -387,6 +457,9 @@ fn finish_family(
 /// Writes codes (CSV and npy), metrics (JSON and text) and the cluster-size SVGs.
 pub fn write_outputs(out: &Path, ids: &[String], results: &[FamilyResult]) -> Result<()> {
     use std::io::Write;
+    for r in results {
+        crate::data::names::check_family_name(&r.name)?;
+    }
     crate::io::atomic::write_atomic_with(&out.join("codes.csv"), |w| {
         write!(w, "item_id")?;
         for r in results {
@@ -396,7 +469,7 @@ pub fn write_outputs(out: &Path, ids: &[String], results: &[FamilyResult]) -> Re
         }
         writeln!(w)?;
         for (i, id) in ids.iter().enumerate() {
-            write!(w, "{id}")?;
+            write!(w, "{}", crate::io::csv_field(id))?;
             for r in results {
                 for c in r.final_codes.item(i) {
                     write!(w, ",{c}")?;

@@ -43,7 +43,7 @@ fn round_trips_exactly() {
     c.save(&p).unwrap();
     let back = Checkpoint::load(&p).unwrap();
     assert_eq!(back, c);
-    back.expect(&p, "psrq", &c.meta.fingerprint).unwrap();
+    back.check_resumable(&p, "psrq", &c.meta.fingerprint).unwrap();
 }
 
 #[test]
@@ -88,11 +88,11 @@ fn truncated_and_foreign_files_are_clear_errors() {
 
     let c = Checkpoint::load(&p).unwrap();
     let e = c
-        .expect(&p, "rq-kmeans", &c.meta.fingerprint)
+        .check_resumable(&p, "rq-kmeans", &c.meta.fingerprint)
         .unwrap_err()
         .to_string();
     assert!(e.contains("method `psrq`, not `rq-kmeans`"), "{e}");
-    let e = c.expect(&p, "psrq", "0000").unwrap_err().to_string();
+    let e = c.check_resumable(&p, "psrq", "0000").unwrap_err().to_string();
     assert!(e.contains("other data"), "{e}");
 }
 

@@ -171,7 +171,10 @@ fn synth_tokenize_report_resume() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("method `psrq`, not `rq-kmeans`"), "{err}");
+    assert!(
+        err.contains("has method `psrq`, this run `rq-kmeans`"),
+        "{err}"
+    );
 
     let rep = run(&["report", s(&run_dir), "--svg", s(&d.join("cmp.svg"))]);
     assert!(rep.contains("psrq:audio"), "{rep}");

@@ -10,6 +10,7 @@ use semid::data::movielens::load_ml1m;
 use semid::data::synth::{generate, SynthConfig};
 use semid::data::{ItemEmbeddings, Modality};
 use semid::embed::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_TEMPLATE};
+use semid::io::run_dir::OutMode;
 use semid::metrics::Metrics;
 use semid::Gpu;
 use std::path::{Path, PathBuf};
@@ -68,7 +69,7 @@ fn compare(
         cfg.psrq.seed = a.seed;
         cfg.rq_kmeans.seed = a.seed;
         let dir = out.join(method.name());
-        run_with(cli, gpu, emb, &cfg, &dir, false, labels)?;
+        run_with(cli, gpu, emb, &cfg, &dir, OutMode::Overwrite, labels)?;
         all.extend(super::report::read_run(&dir)?);
     }
     let refs: Vec<&Metrics> = all.iter().collect();

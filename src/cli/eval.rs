@@ -3,6 +3,7 @@
 
 use super::{tokenize::labels_for, Cli};
 use semid::data::{load_item_embeddings, EmbeddingInput};
+use semid::io::run_dir::OutMode;
 use semid::pipeline::encode_with_run;
 use semid::Gpu;
 use std::path::PathBuf;
@@ -22,9 +23,12 @@ pub struct EvalArgs {
     /// Item table with labels, for purity.
     #[arg(long)]
     pub items: Option<PathBuf>,
-    /// Output folder for the codes and metrics.
+    /// Output folder for the codes and metrics (not the run folder).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an earlier eval's outputs in `--out`.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Runs `semid eval`.
@@ -40,7 +44,14 @@ pub fn run(cli: &Cli, a: &EvalArgs) -> anyhow::Result<()> {
         None => None,
     };
     let gpu = Gpu::new(&cli.gpu_options())?;
-    let results = encode_with_run(&gpu, &a.run, &emb, labels.as_deref(), &a.out)?;
+    let results = encode_with_run(
+        &gpu,
+        &a.run,
+        &emb,
+        labels.as_deref(),
+        &a.out,
+        OutMode::from_flags(false, a.overwrite)?,
+    )?;
     let all: Vec<&semid::metrics::Metrics> = results.iter().map(|r| &r.metrics).collect();
     if !cli.quiet {
         println!("{}", semid::metrics::compare_table(&all));

@@ -18,7 +18,7 @@ pub struct InfoArgs {
 /// Runs `semid info`.
 pub fn run(cli: &Cli, a: &InfoArgs) -> anyhow::Result<()> {
     if a.all {
-        for ad in list_adapters() {
+        for ad in list_adapters()? {
             println!(
                 "{} | backend {} | {} | driver {} {}",
                 ad.name, ad.backend, ad.device_type, ad.driver, ad.driver_info

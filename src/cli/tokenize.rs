@@ -4,6 +4,7 @@
 use super::{progress, Cli};
 use semid::config::{Method, SemidConfig};
 use semid::data::{load_item_embeddings, load_item_table, EmbeddingInput};
+use semid::io::run_dir::OutMode;
 use semid::pipeline::{tokenize, RunOptions};
 use semid::quant::rq_kmeans::progress_units;
 use semid::Gpu;
@@ -51,9 +52,14 @@ pub struct TokenizeArgs {
     /// Do not fit the modal-joint IDs.
     #[arg(long)]
     pub no_joint: bool,
-    /// Continue from the checkpoints in `--out`.
+    /// Continue the run in `--out` from its checkpoints (every setting that changes the
+    /// result must match them).
     #[arg(long)]
     pub resume: bool,
+    /// Replace the earlier run in `--out`: its files are deleted first (only a folder that a
+    /// semid run wrote is ever cleared).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Applies the flags over the config file.
@@ -101,6 +107,23 @@ pub fn build_config(a: &TokenizeArgs) -> anyhow::Result<SemidConfig> {
     Ok(cfg)
 }
 
+/// Warns when the learned tokenizer would train for zero epochs (its codebooks are then only
+/// the k-means initialisation, which is rarely what was meant).
+fn warn_untrained(cli: &Cli, cfg: &SemidConfig) {
+    let epochs = match cfg.method {
+        Method::Rqvae => cfg.rqvae.epochs,
+        Method::Mmq => cfg.mmq.epochs,
+        _ => return,
+    };
+    if epochs == 0 && !cli.quiet {
+        eprintln!(
+            "semid: warning: {} with 0 epochs trains nothing: the codes come from the \
+             untrained encoder and the k-means initialisation of the codebooks",
+            cfg.method.name()
+        );
+    }
+}
+
 /// Labels aligned to `ids` from an item table.
 pub fn labels_for(items: &Path, ids: &[String]) -> anyhow::Result<Option<Vec<u32>>> {
     let table = load_item_table(items)?;
@@ -129,6 +152,8 @@ pub fn labels_for(items: &Path, ids: &[String]) -> anyhow::Result<Option<Vec<u32
 /// Runs `semid tokenize`.
 pub fn run(cli: &Cli, a: &TokenizeArgs) -> anyhow::Result<()> {
     let cfg = build_config(a)?;
+    let mode = OutMode::from_flags(a.resume, a.overwrite)?;
+    warn_untrained(cli, &cfg);
     let inputs = a
         .embeddings
         .iter()
@@ -140,7 +165,7 @@ pub fn run(cli: &Cli, a: &TokenizeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let gpu = Gpu::new(&cli.gpu_options())?;
-    run_with(cli, &gpu, &emb, &cfg, &a.out, a.resume, labels.as_deref())
+    run_with(cli, &gpu, &emb, &cfg, &a.out, mode, labels.as_deref())
 }
 
 /// Fits, writes and prints a summary; shared with `semid demo`.
@@ -150,7 +175,7 @@ pub fn run_with(
     emb: &semid::data::ItemEmbeddings,
     cfg: &SemidConfig,
     out: &Path,
-    resume: bool,
+    mode: OutMode,
     labels: Option<&[u32]>,
 ) -> anyhow::Result<()> {
     // Progress steps per family: k-means iterations for the k-means methods, epochs for
@@ -181,7 +206,7 @@ pub fn run_with(
         cfg,
         &mut RunOptions {
             out,
-            resume,
+            mode,
             labels,
             progress: &mut on_progress,
         },

@@ -2,13 +2,14 @@
 //! (`.npy`, `.safetensors`, `.csv`/`.tsv`) and the item ids that go with them, and check that
 //! they agree before anything is returned.
 //!
-//! Ids come from an ids file (one id per line, no header, surrounding whitespace trimmed;
-//! trailing blank lines are ignored, a blank line before the last id is an error), or else from
+//! Ids come from an ids file (one id per line, no header, kept exactly as written — leading
+//! and trailing spaces are part of the id, only a line's `\r\n` ending is dropped; trailing
+//! blank lines are ignored, a blank line before the last id is an error), or else from
 //! the id column of a CSV input. When both exist, or several CSV files carry ids, they must be
 //! identical in order. Ids must be unique. Every modality must have one row per id.
 
 use super::csv_embeddings::{read_csv_embeddings, IdColumn};
-use super::fileio::{data_err, read_text, write_atomic};
+use super::fileio::{data_err, read_text_field, write_atomic};
 use super::npy::read_npy_modality;
 use super::safetensors_io::read_safetensors;
 use super::types::{ItemEmbeddings, Modality};
@@ -97,15 +98,18 @@ impl FromStr for EmbeddingInput {
 /// Reads an ids file: one id per line (see the module docs). Fails on an empty file, a blank
 /// line among the ids, or a duplicate id (naming both lines).
 pub fn read_ids(path: &Path) -> Result<Vec<String>> {
-    let text = read_text(path)?;
-    let mut ids: Vec<String> = text.split('\n').map(|l| l.trim().to_string()).collect();
-    while ids.last().is_some_and(|l| l.is_empty()) {
+    let text = read_text_field(path, "id")?;
+    let mut ids: Vec<String> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect();
+    while ids.last().is_some_and(|l| l.trim().is_empty()) {
         ids.pop();
     }
     if ids.is_empty() {
         return Err(data_err(path, 1, "id", "empty file: no ids"));
     }
-    if let Some(i) = ids.iter().position(|l| l.is_empty()) {
+    if let Some(i) = ids.iter().position(|l| l.trim().is_empty()) {
         return Err(data_err(path, i + 1, "id", "blank line among the ids"));
     }
     let lines: Vec<usize> = (1..=ids.len()).collect();
@@ -204,6 +208,14 @@ pub fn load_item_embeddings(
             }
         };
         for m in loaded {
+            let origin = match (&input.name, EmbeddingFormat::from_path(path)?) {
+                (Some(_), _) => format!("given for {}", path.display()),
+                (None, EmbeddingFormat::Safetensors) => {
+                    format!("a tensor name in {}", path.display())
+                }
+                (None, _) => format!("the file stem of {}", path.display()),
+            };
+            super::names::check_modality_name(&m.name, &origin)?;
             if let Some((_, other)) = modalities.iter().find(|(x, _)| x.name == m.name) {
                 return Err(Error::Invalid(format!(
                     "modality `{}` is given twice ({} and {}); name them NAME=PATH",

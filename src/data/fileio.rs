@@ -33,11 +33,17 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 /// Reads a whole UTF-8 text file (a leading byte-order mark is dropped). Invalid UTF-8 is a
 /// data error naming the 1-based line of the first bad byte.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
+    read_text_field(path, "text")
+}
+
+/// [`read_text`] for a file whose every line is one field (an ids file: `id`), so invalid
+/// UTF-8 is reported as that field.
+pub(crate) fn read_text_field(path: &Path, field: &str) -> Result<String> {
     let bytes = read_bytes(path)?;
     let mut text = String::from_utf8(bytes).map_err(|e| {
         let good = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..good].iter().filter(|&&b| b == b'\n').count();
-        data_err(path, line, "text", "not valid UTF-8")
+        data_err(path, line, field, "not valid UTF-8")
     })?;
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());

@@ -11,6 +11,7 @@ mod delimited;
 pub mod embeddings;
 pub mod fileio;
 pub mod interactions;
+pub mod names;
 pub mod npy;
 pub mod safetensors_io;
 pub mod splits;

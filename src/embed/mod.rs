@@ -181,8 +181,8 @@ impl TextEmbedder {
                     &p,
                     std::io::Error::new(
                         std::io::ErrorKind::NotFound,
-                        "missing; fetch the model first \
-                         (semid::data::fetch::fetch with Source::MiniLm)",
+                        "missing; fetch the model first with `semid data fetch --what \
+                         minilm`",
                     ),
                 ));
             }

@@ -91,33 +91,67 @@ fn instance_with(backends: wgpu::Backends) -> wgpu::Instance {
 
 /// Adapters of the backends in `WGPU_BACKEND`, else of the primary backends (Vulkan, Metal,
 /// DX12), else of OpenGL as a last resort.
-fn adapters() -> (wgpu::Instance, Vec<wgpu::Adapter>) {
-    if let Some(b) = wgpu::Backends::from_env() {
+fn adapters() -> Result<(wgpu::Instance, Vec<wgpu::Adapter>)> {
+    if let Some(b) = backends_from_env()? {
         let inst = instance_with(b);
         let list = pollster::block_on(inst.enumerate_adapters(b));
-        return (inst, list);
+        return Ok((inst, list));
     }
     let inst = instance_with(wgpu::Backends::PRIMARY);
     let list = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::PRIMARY));
     if !list.is_empty() {
-        return (inst, list);
+        return Ok((inst, list));
     }
     let inst = instance_with(wgpu::Backends::GL);
     let list = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::GL));
-    (inst, list)
+    Ok((inst, list))
+}
+
+/// The backends named by `WGPU_BACKEND` (comma-separated), `None` when it is unset or empty.
+/// wgpu's own parser skips an unknown name with a log line nobody sees, so `WGPU_BACKEND=bogus`
+/// used to look like "no adapter"; here it is an error naming the value.
+fn backends_from_env() -> Result<Option<wgpu::Backends>> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(None);
+    };
+    parse_backends(&value)
+}
+
+/// Parses a `WGPU_BACKEND` value (see [`backends_from_env`]).
+pub fn parse_backends(value: &str) -> Result<Option<wgpu::Backends>> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut b = wgpu::Backends::empty();
+    for name in value.split(',') {
+        b |= match name.trim().to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            "metal" | "mtl" => wgpu::Backends::METAL,
+            "opengl" | "gles" | "gl" => wgpu::Backends::GL,
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(Error::Invalid(format!(
+                    "WGPU_BACKEND={value:?}: `{shown}` is not a backend; use vulkan, metal, \
+                     dx12 or gl (comma-separated), or unset it"
+                )));
+            }
+        };
+    }
+    Ok(Some(b))
 }
 
 /// Lists every adapter semid can use, for `semid info --all`.
-pub fn list_adapters() -> Vec<AdapterSummary> {
-    adapters()
+pub fn list_adapters() -> Result<Vec<AdapterSummary>> {
+    Ok(adapters()?
         .1
         .iter()
         .map(|a| summarize(&a.get_info()))
-        .collect()
+        .collect())
 }
 
 pub(crate) fn open(opts: &GpuOptions) -> Result<Opened> {
-    let (inst, mut adapters) = adapters();
+    let (inst, mut adapters) = adapters()?;
     let wanted = opts
         .adapter
         .clone()

@@ -2,10 +2,12 @@
 //! data fingerprint, semid version, progress), written write-then-rename.
 
 use super::atomic::write_atomic;
+use super::st_write::{serialize_f32, F32Tensor};
 use crate::error::{Error, Result};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A named f32 tensor, as stored in checkpoints.
@@ -21,6 +23,32 @@ pub struct NamedTensor {
 
 /// Marker stored under the `format` metadata key.
 pub const FORMAT: &str = "semid-checkpoint/1";
+
+/// The metadata key of the content hash: SHA-256 (hex) of the `semid` metadata and of every
+/// tensor's name, shape and values, in file order.
+pub const HASH_KEY: &str = "semid.sha256";
+
+/// The content hash stored under [`HASH_KEY`].
+pub fn content_hash(meta_json: &str, tensors: &[NamedTensor]) -> String {
+    let mut h = Sha256::new();
+    h.update((meta_json.len() as u64).to_le_bytes());
+    h.update(meta_json.as_bytes());
+    for t in tensors {
+        h.update((t.name.len() as u64).to_le_bytes());
+        h.update(t.name.as_bytes());
+        h.update((t.shape.len() as u64).to_le_bytes());
+        for d in &t.shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        h.update(bytemuck::cast_slice::<f32, u8>(&t.data));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first 12 hex digits of a hash, for messages.
+fn short_hash(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
 
 /// What a checkpoint says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,7 +67,7 @@ pub struct CheckpointMeta {
 
 impl CheckpointMeta {
     /// Checks the method and data fingerprint, for `--resume`.
-    pub fn expect(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
+    pub fn check_resumable(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
         if self.method != method {
             return Err(Error::Checkpoint {
                 path: path.to_path_buf(),
@@ -85,31 +113,48 @@ pub fn fingerprint(data: &[f32], shape: &[usize]) -> String {
 }
 
 impl Checkpoint {
-    /// Saves to `path` (write-then-rename).
+    /// Saves to `path` (write-then-rename). The bytes depend only on the content (sorted
+    /// metadata keys, see [`super::st_write`]), so identical runs write identical files, and
+    /// the metadata carries a SHA-256 of the content ([`HASH_KEY`]) that [`Checkpoint::load`]
+    /// checks. A tensor holding NaN or infinity is refused with an error naming it: a model
+    /// that diverged never replaces the last good checkpoint.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes: Vec<Vec<u8>> = self
-            .tensors
-            .iter()
-            .map(|t| bytemuck::cast_slice(&t.data).to_vec())
-            .collect();
-        let mut views = Vec::with_capacity(self.tensors.len());
-        for (t, b) in self.tensors.iter().zip(&bytes) {
-            let v = TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| Error::Invalid(format!("checkpoint tensor `{}`: {e}", t.name)))?;
-            views.push((t.name.clone(), v));
+        for t in &self.tensors {
+            if let Some(i) = t.data.iter().position(|x| !x.is_finite()) {
+                return Err(Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "not written: tensor `{}` holds {} at {i} (training diverged; the \
+                         previous checkpoint, if any, is kept)",
+                        t.name, t.data[i]
+                    ),
+                });
+            }
         }
-        let mut meta = HashMap::new();
+        let meta_json =
+            serde_json::to_string(&self.meta).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut meta = BTreeMap::new();
         meta.insert("format".to_string(), FORMAT.to_string());
         meta.insert(
-            "semid".to_string(),
-            serde_json::to_string(&self.meta).map_err(|e| Error::Invalid(e.to_string()))?,
+            HASH_KEY.to_string(),
+            content_hash(&meta_json, &self.tensors),
         );
-        let data = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::Invalid(format!("checkpoint: {e}")))?;
-        write_atomic(path, &data)
+        meta.insert("semid".to_string(), meta_json);
+        let views: Vec<F32Tensor<'_>> = self
+            .tensors
+            .iter()
+            .map(|t| F32Tensor {
+                name: &t.name,
+                shape: &t.shape,
+                data: &t.data,
+            })
+            .collect();
+        write_atomic(path, &serialize_f32(&views, &meta)?)
     }
 
-    /// Loads from `path`, with a clear error when the file is corrupt or not a checkpoint.
+    /// Loads from `path`, with a clear error when the file is corrupt, was changed after it
+    /// was written (its content hash differs, even where every value is still a finite
+    /// float), or is not a checkpoint.
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bad = |m: String| Error::Checkpoint {
             path: path.to_path_buf(),
@@ -133,12 +178,11 @@ impl Checkpoint {
                 meta_map.get("format")
             )));
         }
-        let meta: CheckpointMeta = serde_json::from_str(
-            meta_map
-                .get("semid")
-                .ok_or_else(|| bad("metadata key `semid` is missing".into()))?,
-        )
-        .map_err(|e| bad(format!("metadata is not valid: {e}")))?;
+        let meta_json = meta_map
+            .get("semid")
+            .ok_or_else(|| bad("metadata key `semid` is missing".into()))?;
+        let meta: CheckpointMeta = serde_json::from_str(meta_json)
+            .map_err(|e| bad(format!("metadata is not valid: {e}")))?;
         let tensors = read_f32_tensors(path, &st)?;
         for t in &tensors {
             if let Some(i) = t.data.iter().position(|x| !x.is_finite()) {
@@ -148,12 +192,27 @@ impl Checkpoint {
                 )));
             }
         }
+        let stored = meta_map.get(HASH_KEY).ok_or_else(|| {
+            bad(format!(
+                "metadata has no content hash `{HASH_KEY}` (written by an older semid, or \
+                 not by semid); refit it"
+            ))
+        })?;
+        let actual = content_hash(meta_json, &tensors);
+        if *stored != actual {
+            return Err(bad(format!(
+                "content hash mismatch (stored {}, content {}): the file was changed or \
+                 damaged after semid wrote it",
+                short_hash(stored),
+                short_hash(&actual)
+            )));
+        }
         Ok(Checkpoint { meta, tensors })
     }
 
     /// Checks the method and data fingerprint, for `--resume`.
-    pub fn expect(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
-        self.meta.expect(path, method, fingerprint)
+    pub fn check_resumable(&self, path: &Path, method: &str, fingerprint: &str) -> Result<()> {
+        self.meta.check_resumable(path, method, fingerprint)
     }
 
     /// The tensor called `name`.

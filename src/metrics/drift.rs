@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Rows scaled to unit L2 norm (an all-zero row stays zero). `x` is `[rows, dim]`.
+///
+/// The norm and the division are in f64: a row of subnormal f32 values (norm ~1e-40) has a
+/// reciprocal norm past f32's range, and multiplying by an infinite f32 scale once turned such
+/// rows into NaN metrics.
 pub fn normalize_rows(x: &[f32], dim: usize) -> Vec<f32> {
     let mut out = x.to_vec();
     if dim == 0 {
@@ -34,8 +38,8 @@ pub fn normalize_rows(x: &[f32], dim: usize) -> Vec<f32> {
     for row in out.chunks_exact_mut(dim) {
         let n2: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
         if n2 > 0.0 {
-            let inv = (1.0 / n2.sqrt()) as f32;
-            row.iter_mut().for_each(|v| *v *= inv);
+            let n = n2.sqrt();
+            row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
         }
     }
     out

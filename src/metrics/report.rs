@@ -274,7 +274,7 @@ impl Metrics {
             }
             None => (None, None),
         };
-        Ok(Metrics {
+        let m = Metrics {
             name: name.to_string(),
             items,
             levels,
@@ -290,7 +290,26 @@ impl Metrics {
             label_count,
             middle_level: levels.div_ceil(2),
             per_level,
-        })
+        };
+        m.check_finite()?;
+        Ok(m)
+    }
+
+    /// Fails when any metric is NaN or infinite, naming it: JSON writes such a value as
+    /// `null`, which would read as "not measured". Inputs are finite by the time they get here,
+    /// so this catches a numerical fault (once: subnormal rows normalised to infinity) rather
+    /// than letting it reach `metrics.json`.
+    pub fn check_finite(&self) -> Result<()> {
+        let tree = toml::Value::try_from(self)
+            .map_err(|e| Error::Invalid(format!("metrics of {}: {e}", self.name)))?;
+        match first_non_finite(&tree, String::new()) {
+            None => Ok(()),
+            Some((path, v)) => Err(Error::Invalid(format!(
+                "metrics of {}: `{path}` came out {v}; this is a semid bug, please report it \
+                 with the input's shape",
+                self.name
+            ))),
+        }
     }
 
     /// The metrics of the middle level (the hourglass level).
@@ -412,4 +431,24 @@ pub fn compare_table(methods: &[&Metrics]) -> String {
     }
     s.push_str("* middle level (hourglass); coh = item-weighted mean within-cluster cosine of the original embeddings\n");
     s
+}
+
+/// The first non-finite float in a value tree, with its path (`per_level.2.entropy_bits`).
+fn first_non_finite(v: &toml::Value, path: String) -> Option<(String, f64)> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        toml::Value::Float(x) if !x.is_finite() => Some((path, *x)),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| first_non_finite(x, join(&(i + 1).to_string()))),
+        toml::Value::Table(t) => t.iter().find_map(|(k, x)| first_non_finite(x, join(k))),
+        _ => None,
+    }
 }

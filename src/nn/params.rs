@@ -3,11 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::io::st_write::{serialize_f32, F32Tensor};
 use crate::io::{write_atomic, NamedTensor};
 use crate::rng::Rng;
 use crate::tensor::{DType, Tensor};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use safetensors::tensor::SafeTensors;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Marker stored under the `semid` metadata key of a parameter file.
@@ -274,21 +275,19 @@ impl ParamStore {
     /// [`PARAMS_FORMAT`]. Values round-trip bit for bit.
     pub fn save(&self, path: &Path) -> Result<()> {
         let named = self.to_named()?;
-        let bytes: Vec<&[u8]> = named
+        let views: Vec<F32Tensor<'_>> = named
             .iter()
-            .map(|t| bytemuck::cast_slice(&t.data))
+            .map(|t| F32Tensor {
+                name: &t.name,
+                shape: &t.shape,
+                data: &t.data,
+            })
             .collect();
-        let mut views = Vec::with_capacity(named.len());
-        for (t, b) in named.iter().zip(&bytes) {
-            let v = TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| Error::Invalid(format!("parameter `{}`: {e}", t.name)))?;
-            views.push((t.name.clone(), v));
-        }
-        let mut meta = HashMap::new();
-        meta.insert("format".to_string(), "pt".to_string());
-        meta.insert("semid".to_string(), PARAMS_FORMAT.to_string());
-        let data = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::Invalid(format!("saving parameters: {e}")))?;
+        let meta = BTreeMap::from([
+            ("format".to_string(), "pt".to_string()),
+            ("semid".to_string(), PARAMS_FORMAT.to_string()),
+        ]);
+        let data = serialize_f32(&views, &meta)?;
         write_atomic(path, &data)
     }
 

@@ -166,6 +166,11 @@ impl AnyTokenizer {
                 let modalities: Vec<ModalitySpec> =
                     serde_json::from_value(ck.meta.state["modalities"].clone())
                         .map_err(|e| bad(format!("state `modalities`: {e}")))?;
+                for m in &modalities {
+                    if let Some(p) = crate::data::names::name_problem(&m.name) {
+                        return Err(bad(format!("modality name {:?}: {p}", m.name)));
+                    }
+                }
                 let epochs = ck.meta.state["epochs_done"]
                     .as_u64()
                     .ok_or_else(|| bad("state has no `epochs_done`".into()))?

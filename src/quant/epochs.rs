@@ -46,8 +46,9 @@ pub(crate) trait EpochTrainer {
     type Model;
     /// Continues from a saved model; returns the epochs it had trained.
     fn resume_from(&mut self, model: &Self::Model) -> Result<usize>;
-    /// One recorded training step on a batch, with its dead-code bookkeeping (or a flush).
-    fn train_batch(&mut self, xb: &Tensor) -> Result<()>;
+    /// One recorded training step on a batch, with its dead-code bookkeeping (or a flush);
+    /// returns the step's loss (`[1]`, still on the GPU).
+    fn train_batch(&mut self, xb: &Tensor) -> Result<Tensor>;
     /// Whether the codebooks still wait for their k-means initialisation.
     fn needs_init(&self) -> bool;
     /// Initialises the codebooks from a batch.
@@ -88,6 +89,7 @@ pub(crate) fn fit_epochs<T: EpochTrainer>(
         None => None,
     };
     let mut batch = Vec::with_capacity(bs * dim);
+    let mut watch = LossWatch::new(plan.method);
     // The first step initialises the codebooks from its batch (a full one: the first chunk of
     // an epoch has min(batch_size, n) ≥ k rows, checked above).
     for epoch in resumed.map_or(0, |e| e.min(plan.epochs))..plan.epochs {
@@ -99,8 +101,12 @@ pub(crate) fn fit_epochs<T: EpochTrainer>(
             for &i in chunk {
                 batch.extend_from_slice(&x[i * dim..(i + 1) * dim]);
             }
-            trainer.train_batch(&Tensor::from_slice(gpu, &batch, &[chunk.len(), dim])?)?;
+            let loss =
+                trainer.train_batch(&Tensor::from_slice(gpu, &batch, &[chunk.len(), dim])?)?;
+            watch.push(epoch, loss)?;
         }
+        // Before any checkpoint: a diverged model must never replace the last good one.
+        watch.check()?;
         let done = epoch + 1;
         if plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0 && done < plan.epochs {
             (hooks.on_level)(&trainer.snapshot(done, x)?)?;
@@ -113,4 +119,60 @@ pub(crate) fn fit_epochs<T: EpochTrainer>(
     }
     (hooks.progress)(plan.epochs, plan.epochs);
     trainer.snapshot(plan.epochs.max(resumed.unwrap_or(0)), x)
+}
+
+/// Steps whose losses are read back together: one small readback per this many steps keeps
+/// the hot path free of per-step stalls, and a diverged run still stops within one window.
+const LOSS_WINDOW: usize = 64;
+
+/// Watches the training loss for NaN or infinity. RQ-VAE with a learning rate of 10 once
+/// saved NaN weights, gave every item code 0 and exited 0; now the fit stops at the first
+/// non-finite loss with an error naming the step, before the next checkpoint is written.
+struct LossWatch {
+    method: &'static str,
+    /// `(epoch, step, loss)` not yet read back.
+    pending: Vec<(usize, usize, Tensor)>,
+    /// Steps taken in this fit (1-based in messages).
+    steps: usize,
+}
+
+impl LossWatch {
+    fn new(method: &'static str) -> LossWatch {
+        LossWatch {
+            method,
+            pending: Vec::with_capacity(LOSS_WINDOW),
+            steps: 0,
+        }
+    }
+
+    /// Records a step's loss; reads the window back when it is full.
+    fn push(&mut self, epoch: usize, loss: Tensor) -> Result<()> {
+        self.steps += 1;
+        self.pending.push((epoch, self.steps, loss));
+        if self.pending.len() >= LOSS_WINDOW {
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the pending losses back (one readback) and fails at the first non-finite one.
+    fn check(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Tensor> = self.pending.iter().map(|(_, _, t)| t).collect();
+        let values = Tensor::read_all(&refs)?;
+        for ((epoch, step, _), v) in self.pending.iter().zip(&values) {
+            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+                return Err(Error::Diverged {
+                    method: self.method.to_string(),
+                    epoch: epoch + 1,
+                    step: *step,
+                    value: *x,
+                });
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
 }

@@ -532,14 +532,14 @@ impl EpochTrainer for RqVaeTrainer {
         self.load(model)?;
         Ok(model.epochs_done)
     }
-    fn train_batch(&mut self, xb: &Tensor) -> Result<()> {
+    fn train_batch(&mut self, xb: &Tensor) -> Result<Tensor> {
         let out = self.step(xb)?;
         if self.cfg.dead_code_steps > 0 {
             self.reset_dead_codes(&out)?;
         } else {
             self.gpu.flush()?;
         }
-        Ok(())
+        Ok(out.loss)
     }
     fn needs_init(&self) -> bool {
         RqVaeTrainer::needs_init(self)

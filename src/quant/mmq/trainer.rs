@@ -537,14 +537,14 @@ impl EpochTrainer for MmqTrainer {
         self.load(model)?;
         Ok(model.epochs_done)
     }
-    fn train_batch(&mut self, xb: &Tensor) -> Result<()> {
+    fn train_batch(&mut self, xb: &Tensor) -> Result<Tensor> {
         let out = self.step(xb)?;
         if self.layout.config.dead_code_steps > 0 {
             self.reset_dead_codes(&out)?;
         } else {
             self.gpu.flush()?;
         }
-        Ok(())
+        Ok(out.loss)
     }
     fn needs_init(&self) -> bool {
         MmqTrainer::needs_init(self)
