@@ -669,6 +669,18 @@ fn errors_say_the_os_message_once_and_name_the_fetch_command() {
         s(&root.join("emb")),
     ]);
     assert!(err.contains("semid data fetch"), "{err}");
+    // The output name of `embed` becomes a file name too.
+    let err = fails(&[
+        "--quiet",
+        "embed",
+        "--items",
+        s(&items),
+        "--name",
+        "../escaped",
+        "--out",
+        s(&root.join("emb")),
+    ]);
+    assert!(err.contains("modality name \"../escaped\" (--name)"), "{err}");
     assert!(!err.contains("semid::data"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }

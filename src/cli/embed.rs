@@ -97,6 +97,7 @@ pub fn embed_table(
 
 /// Runs `semid embed`.
 pub fn run(cli: &Cli, a: &EmbedArgs) -> anyhow::Result<()> {
+    semid::data::names::check_modality_name(&a.name, "--name")?;
     let table = item_table(a)?;
     let model = a.model.clone().unwrap_or_else(|| a.data_dir.join("minilm"));
     let gpu = Gpu::new(&cli.gpu_options())?;
