@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
-/// Every error the library returns. The binary wraps these in `anyhow`.
+/// Every error the library returns. The binary wraps these in `anyhow`. New variants may be
+/// added, so a `match` needs a catch-all arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No GPU or CPU adapter could be found.
     #[error("no usable GPU adapter found{detail}. On Debian or Ubuntu, `apt-get install mesa-vulkan-drivers libvulkan1` gives a CPU Vulkan adapter (lavapipe); elsewhere install your GPU vendor's Vulkan, Metal or DX12 driver")]
@@ -37,6 +39,15 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// What does not fit.
+        message: String,
+    },
+    /// Two operands of one dispatch share storage: wgpu refuses a buffer bound read-only and
+    /// read-write at once (wgpu#8470), and an in-place kernel would read what it already wrote.
+    #[error("{op}: {message}")]
+    Aliasing {
+        /// The operation.
+        op: &'static str,
+        /// Which operands alias.
         message: String,
     },
     /// An invalid argument value.
@@ -111,6 +122,14 @@ impl Error {
 }
 
 impl Error {
+    /// Shorthand for an [`Error::Aliasing`] error.
+    pub fn aliasing(op: &'static str, message: impl Into<String>) -> Self {
+        Error::Aliasing {
+            op,
+            message: message.into(),
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

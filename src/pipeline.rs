@@ -271,7 +271,8 @@ pub fn fit_family(
 
 /// Fits every family of `emb` and writes the outputs into `opts.out`:
 /// `codes.csv` (item id, then one column per level per family), `codes_<family>.npy` (u32),
-/// `tokenizer_<family>.safetensors`, `metrics.json`, `metrics.txt` and `clusters_<family>.svg`.
+/// `tokenizer_<family>.safetensors`, `metrics.json`, `metrics.txt` and `clusters_<family>.svg`
+/// (with the `plots` feature).
 pub fn tokenize(
     gpu: &Gpu,
     emb: &ItemEmbeddings,
@@ -485,6 +486,7 @@ pub fn write_outputs(out: &Path, ids: &[String], results: &[FamilyResult]) -> Re
             &[r.final_codes.items(), r.final_codes.levels],
             &r.final_codes.data,
         )?;
+        #[cfg(feature = "plots")]
         r.metrics
             .write_svg(&out.join(format!("clusters_{}.svg", r.name)))?;
     }

@@ -1,6 +1,7 @@
 //! Data in and out: embedding and interaction formats, the synthetic generator, real data
 //! sets, and splits.
 
+#[cfg(feature = "fetch")]
 pub mod fetch;
 pub mod movielens;
 pub mod synth;

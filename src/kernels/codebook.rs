@@ -316,8 +316,9 @@ pub fn add_code_penalty(terms: &Tensor, penalty: &Tensor) -> Result<()> {
         ));
     }
     if terms.same_storage(penalty) {
-        return Err(Error::Invalid(
-            "add_code_penalty: penalty must not alias terms".into(),
+        return Err(Error::aliasing(
+            "add_code_penalty",
+            "penalty must not alias terms",
         ));
     }
     let gpu = terms.gpu();
@@ -404,14 +405,16 @@ pub fn nearest_into(
     }
     for t in [Some(x), Some(codes), terms].into_iter().flatten() {
         if t.same_storage(index) || t.same_storage(dist) {
-            return Err(Error::Invalid(
-                "nearest: outputs must not alias an input".into(),
+            return Err(Error::aliasing(
+                "nearest",
+                "outputs must not alias an input",
             ));
         }
     }
     if index.same_storage(dist) {
-        return Err(Error::Invalid(
-            "nearest: index and dist must be different tensors".into(),
+        return Err(Error::aliasing(
+            "nearest",
+            "index and dist must be different tensors",
         ));
     }
     search(

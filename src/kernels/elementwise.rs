@@ -228,9 +228,7 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
         ));
     }
     if a.same_storage(out) {
-        return Err(Error::Invalid(
-            "unary: output must not alias the input".into(),
-        ));
+        return Err(Error::aliasing("unary", "output must not alias the input"));
     }
     let (code, alpha, beta) = op.code();
     for (start, n) in flat_chunks(a)? {
@@ -325,9 +323,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: Binary, out: &Tensor) -> Result<(
     let (a_rs, a_cs) = strides(a, rows, cols, "binary")?;
     let (b_rs, b_cs) = strides(b, rows, cols, "binary")?;
     if a.same_storage(out) || b.same_storage(out) {
-        return Err(Error::Invalid(
-            "binary: output must not alias an input".into(),
-        ));
+        return Err(Error::aliasing("binary", "output must not alias an input"));
     }
     let (code, alpha, beta) = op.code();
     let gpu = a.gpu();

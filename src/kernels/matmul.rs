@@ -405,14 +405,16 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
             ));
         }
         if bias.same_storage(out) {
-            return Err(Error::Invalid(
-                "matmul: the output must not alias the bias".into(),
+            return Err(Error::aliasing(
+                "matmul",
+                "the output must not alias the bias",
             ));
         }
     }
     if a.same_storage(out) || b.same_storage(out) {
-        return Err(Error::Invalid(
-            "matmul: the output must not alias an input".into(),
+        return Err(Error::aliasing(
+            "matmul",
+            "the output must not alias an input",
         ));
     }
     if g.batch == 0 || g.m == 0 || g.n == 0 {

@@ -973,7 +973,7 @@ pub fn copy_rows_cpu<T: Copy>(x: &[T], cols: usize, start: usize, n: usize) -> V
 }
 
 /// A copy's source and destination: one dtype, different storage.
-fn check_copy_pair(op: &str, src: &Tensor, dst: &Tensor) -> Result<()> {
+fn check_copy_pair(op: &'static str, src: &Tensor, dst: &Tensor) -> Result<()> {
     if src.dtype() != dst.dtype() {
         return Err(Error::Invalid(format!(
             "{op}: source is {:?} but destination is {:?}",
@@ -982,9 +982,10 @@ fn check_copy_pair(op: &str, src: &Tensor, dst: &Tensor) -> Result<()> {
         )));
     }
     if src.same_storage(dst) {
-        return Err(Error::Invalid(format!(
-            "{op}: the destination must not share storage with the source"
-        )));
+        return Err(Error::aliasing(
+            op,
+            "the destination must not share storage with the source",
+        ));
     }
     Ok(())
 }

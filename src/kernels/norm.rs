@@ -97,9 +97,7 @@ fn check_same(x: &Tensor, y: &Tensor, op: &'static str) -> Result<()> {
         ));
     }
     if x.same_storage(y) {
-        return Err(Error::Invalid(format!(
-            "{op}: the output must not alias the input"
-        )));
+        return Err(Error::aliasing(op, "the output must not alias the input"));
     }
     Ok(())
 }
@@ -263,9 +261,10 @@ pub fn layernorm_into<'a>(
         if ins.iter().flatten().any(|t| t.same_storage(o))
             || outs[i + 1..].iter().any(|t| t.same_storage(o))
         {
-            return Err(Error::Invalid(format!(
-                "{OP}: outputs must not alias each other or an input"
-            )));
+            return Err(Error::aliasing(
+                OP,
+                "outputs must not alias each other or an input",
+            ));
         }
     }
     if rows == 0 {

@@ -138,9 +138,10 @@ fn check_same(op: &'static str, p: &Tensor, what: &str, t: &Tensor) -> Result<()
         ));
     }
     if t.same_storage(p) {
-        return Err(Error::Invalid(format!(
-            "{op}: {what} must not share storage with the parameter"
-        )));
+        return Err(Error::aliasing(
+            op,
+            format!("{what} must not share storage with the parameter"),
+        ));
     }
     Ok(())
 }
@@ -155,9 +156,10 @@ fn clip_binding<'a>(
         Some(c) => {
             check_f32(c.sum_sq, op, "the sum of squares")?;
             if written.iter().any(|t| t.same_storage(c.sum_sq)) {
-                return Err(Error::Invalid(format!(
-                    "{op}: the sum of squares must not share storage with the parameter or its state"
-                )));
+                return Err(Error::aliasing(
+                    op,
+                    "the sum of squares must not share storage with the parameter or its state",
+                ));
             }
             if c.sum_sq.numel() != 1 {
                 return Err(Error::shape(op, "the sum of squares must have one element"));
@@ -195,9 +197,10 @@ pub fn sgd_step(
         (Some(b), _) => {
             check_same(OP, param, "the momentum buffer", b)?;
             if b.same_storage(grad) {
-                return Err(Error::Invalid(format!(
-                    "{OP}: the momentum buffer must not share storage with the gradient"
-                )));
+                return Err(Error::aliasing(
+                    OP,
+                    "the momentum buffer must not share storage with the gradient",
+                ));
             }
             b
         }
@@ -263,9 +266,10 @@ pub fn adam_step(
     check_same(OP, param, "the first moment", m)?;
     check_same(OP, param, "the second moment", v)?;
     if m.same_storage(v) || m.same_storage(grad) || v.same_storage(grad) {
-        return Err(Error::Invalid(format!(
-            "{OP}: the gradient and the two moments need their own storage"
-        )));
+        return Err(Error::aliasing(
+            OP,
+            "the gradient and the two moments need their own storage",
+        ));
     }
     if h.step == 0 {
         return Err(Error::Invalid(format!("{OP}: steps count from 1")));

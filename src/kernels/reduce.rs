@@ -145,9 +145,7 @@ fn check_row_op(x: &Tensor, out: &Tensor, dtype: DType, op: &'static str) -> Res
         )));
     }
     if x.same_storage(out) {
-        return Err(Error::Invalid(format!(
-            "{op}: the output must not alias the input"
-        )));
+        return Err(Error::aliasing(op, "the output must not alias the input"));
     }
     Ok(())
 }
@@ -312,9 +310,7 @@ pub fn sum_cols_into(x: &Tensor, out: &Tensor) -> Result<()> {
         ));
     }
     if x.same_storage(out) {
-        return Err(Error::Invalid(format!(
-            "{OP}: the output must not alias the input"
-        )));
+        return Err(Error::aliasing(OP, "the output must not alias the input"));
     }
     let gpu = x.gpu();
     if cols == 0 {
@@ -411,9 +407,7 @@ pub fn sum_all_into(x: &Tensor, out: &Tensor) -> Result<()> {
         ));
     }
     if x.same_storage(out) {
-        return Err(Error::Invalid(format!(
-            "{OP}: the output must not alias the input"
-        )));
+        return Err(Error::aliasing(OP, "the output must not alias the input"));
     }
     let gpu = x.gpu();
     let mut n = x.numel();

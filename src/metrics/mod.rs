@@ -22,6 +22,7 @@
 
 pub mod codes;
 pub mod drift;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod report;
 

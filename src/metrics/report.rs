@@ -339,6 +339,7 @@ impl Metrics {
     }
 
     /// Writes the rank-size SVG of this method (see [`super::plot`]).
+    #[cfg(feature = "plots")]
     pub fn write_svg(&self, path: &Path) -> Result<()> {
         super::plot::write_rank_size_svg(path, &[self])
     }
