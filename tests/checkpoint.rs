@@ -43,7 +43,8 @@ fn round_trips_exactly() {
     c.save(&p).unwrap();
     let back = Checkpoint::load(&p).unwrap();
     assert_eq!(back, c);
-    back.check_resumable(&p, "psrq", &c.meta.fingerprint).unwrap();
+    back.check_resumable(&p, "psrq", &c.meta.fingerprint)
+        .unwrap();
 }
 
 #[test]
@@ -92,7 +93,10 @@ fn truncated_and_foreign_files_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("method `psrq`, not `rq-kmeans`"), "{e}");
-    let e = c.check_resumable(&p, "psrq", "0000").unwrap_err().to_string();
+    let e = c
+        .check_resumable(&p, "psrq", "0000")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("other data"), "{e}");
 }
 

@@ -680,7 +680,10 @@ fn errors_say_the_os_message_once_and_name_the_fetch_command() {
         "--out",
         s(&root.join("emb")),
     ]);
-    assert!(err.contains("modality name \"../escaped\" (--name)"), "{err}");
+    assert!(
+        err.contains("modality name \"../escaped\" (--name)"),
+        "{err}"
+    );
     assert!(!err.contains("semid::data"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
