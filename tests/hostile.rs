@@ -458,17 +458,32 @@ fn rqvae_resume_with_another_learning_rate_is_refused() {
 fn identical_runs_write_byte_identical_outputs() {
     let root = tmp("ident");
     let d = data(&root.join("data"), 60, &plain_ids(60));
-    let (a, b) = (root.join("a"), root.join("b"));
-    ok(&tok(&d.both(), &d.ids, &a, &[]));
-    ok(&tok(&d.both(), &d.ids, &b, &[]));
-    let files = files_under(&a);
-    assert_eq!(files, files_under(&b));
-    for f in &files {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f} differs between identical runs"
+    let cfg = root.join("rqvae.toml");
+    std::fs::write(
+        &cfg,
+        "method = \"rqvae\"\n[rqvae]\nhidden = [16]\nlatent = 4\nepochs = 2\nbatch_size = 32\n",
+    )
+    .unwrap();
+    for (name, extra) in [("psrq", vec![]), ("rqvae", vec!["--config", s(&cfg)])] {
+        let (a, b) = (
+            root.join(format!("{name}-a")),
+            root.join(format!("{name}-b")),
         );
+        ok(&tok(&d.both(), &d.ids, &a, &extra));
+        ok(&tok(&d.both(), &d.ids, &b, &extra));
+        let files = files_under(&a);
+        assert_eq!(files, files_under(&b));
+        assert!(
+            files.iter().any(|f| f.ends_with(".safetensors")),
+            "{files:?}"
+        );
+        for f in &files {
+            assert_eq!(
+                std::fs::read(a.join(f)).unwrap(),
+                std::fs::read(b.join(f)).unwrap(),
+                "{name}: {f} differs between identical runs"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&root);
 }
