@@ -13,10 +13,12 @@
 //!   (`nan`, `inf` are rejected).
 //!
 //! Errors give the 1-based line number and the column (its header name, or `column {c}` for the
-//! 0-based value index).
+//! 0-based value index; the id column is its header name, or `id` without a header). Invalid
+//! UTF-8 is reported in the field that holds the bad byte (`text` when it is in the header).
+//! A quoted bad value shows at most 40 characters.
 
-use super::delimited::{lines, split, Sep};
-use super::fileio::{data_err, read_text};
+use super::delimited::{field_index, lines, split, Sep};
+use super::fileio::{data_err, read_text_lossy, snippet, Utf8Fault};
 use super::types::Modality;
 use crate::error::Result;
 use std::path::Path;
@@ -52,7 +54,7 @@ fn is_number(s: &str) -> bool {
 
 /// Reads one modality named `name` from a CSV/TSV file laid out as the module docs describe.
 pub fn read_csv_embeddings(path: &Path, name: &str, id_column: IdColumn) -> Result<CsvEmbeddings> {
-    let text = read_text(path)?;
+    let (text, fault) = read_text_lossy(path)?;
     let mut rows = lines(&text).peekable();
     let Some(&(first_no, first_line)) = rows.peek() else {
         return Err(data_err(path, 1, "text", "empty file: no embedding rows"));
@@ -78,11 +80,32 @@ pub fn read_csv_embeddings(path: &Path, name: &str, id_column: IdColumn) -> Resu
         Some(n) if c < n.len() && !n[c].is_empty() => n[c].clone(),
         _ => format!("column {c}"),
     };
+    let id_name = match (has_header, first.first()) {
+        (true, Some(n)) if !n.trim().is_empty() => n.trim().to_string(),
+        _ => "id".to_string(),
+    };
+    let utf8_err = |f: &Utf8Fault| {
+        let field = if has_header && f.line == first_no {
+            "text".to_string()
+        } else {
+            match field_index(&f.before, sep) {
+                0 if has_id => id_name.clone(),
+                c => field_name(c - skip),
+            }
+        };
+        data_err(path, f.line, field, "not valid UTF-8")
+    };
+    if let Some(f) = fault.as_ref().filter(|f| has_header && f.line <= first_no) {
+        return Err(utf8_err(f));
+    }
     let mut dim = names.as_ref().map(Vec::len);
     let mut ids = has_id.then(Vec::new);
     let mut data = Vec::new();
     let mut line_numbers = Vec::new();
     for (line_no, line) in rows {
+        if let Some(f) = fault.as_ref().filter(|f| f.line == line_no) {
+            return Err(utf8_err(f));
+        }
         line_numbers.push(line_no);
         let fields = split(line, sep).map_err(|m| data_err(path, line_no, "text", m))?;
         let values = fields.get(skip..).unwrap_or(&[]);
@@ -104,7 +127,7 @@ pub fn read_csv_embeddings(path: &Path, name: &str, id_column: IdColumn) -> Resu
                     path,
                     line_no,
                     field_name(c),
-                    format!("`{v}` is not a number"),
+                    format!("`{}` is not a number", snippet(v.trim())),
                 )
             })?;
             if !x.is_finite() {
@@ -117,6 +140,9 @@ pub fn read_csv_embeddings(path: &Path, name: &str, id_column: IdColumn) -> Resu
             }
             data.push(x);
         }
+    }
+    if let Some(f) = &fault {
+        return Err(utf8_err(f));
     }
     let dim = dim.unwrap_or(0);
     if line_numbers.is_empty() {

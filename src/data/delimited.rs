@@ -10,7 +10,7 @@
 //! A RecBole atomic file (`.inter`, `.item`, `.link`, `.kg`, ...) is tab-separated and starts
 //! with a header of `name:type` fields ([`Layout::Atomic`]).
 
-use super::fileio::{data_err, read_text};
+use super::fileio::{data_err, read_text, snippet_list};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 
@@ -116,6 +116,38 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
             out.push(field.trim_end().to_string());
         }
     }
+}
+
+/// The 0-based index of the field that the end of `prefix` (the start of a line) lies in,
+/// following the same quoting rules as [`split`]; used to name the field of a bad byte.
+pub(crate) fn field_index(prefix: &str, sep: Sep) -> usize {
+    if sep == Sep::Tab {
+        return prefix.matches('\t').count();
+    }
+    #[derive(PartialEq)]
+    enum St {
+        Start,
+        Bare,
+        Quoted,
+        Closed,
+    }
+    let (mut st, mut n) = (St::Start, 0);
+    for c in prefix.chars() {
+        st = match (st, c) {
+            (St::Quoted, '"') => St::Closed,
+            (St::Quoted, _) => St::Quoted,
+            (St::Closed, '"') => St::Quoted,
+            (_, ',') => {
+                n += 1;
+                St::Start
+            }
+            (St::Start, ' ') => St::Start,
+            (St::Start, '"') => St::Quoted,
+            (St::Closed, _) => St::Closed,
+            (_, _) => St::Bare,
+        };
+    }
+    n
 }
 
 /// How a [`Table`] reads its first line.
@@ -226,7 +258,7 @@ impl Table {
                 &self.path,
                 line,
                 name,
-                format!("missing column; the header has {}", names.join(", ")),
+                format!("missing column; the header has {}", snippet_list(&names)),
             )
         })
     }
@@ -326,6 +358,16 @@ mod tests {
             } => (row, field, message),
             other => panic!("expected a data error, got {other}"),
         }
+    }
+
+    #[test]
+    fn field_index_follows_quoting() {
+        assert_eq!(field_index("", Sep::Comma), 0);
+        assert_eq!(field_index("a,b", Sep::Comma), 1);
+        assert_eq!(field_index(r#"a,"x, y"#, Sep::Comma), 1);
+        assert_eq!(field_index(r#"a,"x"", y", "#, Sep::Comma), 2);
+        assert_eq!(field_index(r#"a"b,c"#, Sep::Comma), 1);
+        assert_eq!(field_index("a\t\"b,c\"\t", Sep::Tab), 2);
     }
 
     #[test]

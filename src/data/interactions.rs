@@ -21,10 +21,10 @@
 //! integers, or finite decimals rounded to the nearest integer; with no timestamp column the
 //! 0-based position of the row in the file is its timestamp. Every row must have as many
 //! fields as the header (or first line). Errors give the 1-based line number and the column
-//! name (`user`, `item`, ... when headerless).
+//! name (`user`, `item`, ... when headerless); a quoted bad value shows at most 40 characters.
 
 use super::delimited::{base_name, Layout, Table};
-use super::fileio::data_err;
+use super::fileio::{data_err, snippet, snippet_list};
 use super::types::{Interaction, Interactions, ItemTable};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -132,7 +132,10 @@ fn columns(path: &Path, t: &Table) -> Result<Columns> {
                 path,
                 1,
                 "header",
-                format!("no {role} column among {h:?} (accepted names: {accepted:?})"),
+                format!(
+                    "no {role} column among [{}] (accepted names: {accepted:?})",
+                    snippet_list(h)
+                ),
             )
         })
     };
@@ -165,7 +168,7 @@ fn parse_time(path: &Path, row: usize, field: &str, s: &str) -> Result<i64> {
             path,
             row,
             field,
-            format!("`{s}` is not a finite number of time units"),
+            format!("`{}` is not a finite number of time units", snippet(s)),
         )),
     }
 }
@@ -187,7 +190,10 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
     let mut item_index: HashMap<String, u32> = HashMap::with_capacity(items.len());
     for (i, id) in items.iter().enumerate() {
         if item_index.insert(id.clone(), i as u32).is_some() {
-            return Err(Error::Invalid(format!("the known item ids repeat `{id}`")));
+            return Err(Error::Invalid(format!(
+                "the known item ids repeat `{}`",
+                snippet(id)
+            )));
         }
     }
     let mut rows = Vec::new();
@@ -210,7 +216,8 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
                     no,
                     &c.names[1],
                     format!(
-                        "unknown item `{it}`: not among the {} embedding ids",
+                        "unknown item `{}`: not among the {} embedding ids",
+                        snippet(it),
                         items.len()
                     ),
                 ))
@@ -230,7 +237,7 @@ fn load(path: &Path, known_items: Option<&[String]>) -> Result<Interactions> {
                         path,
                         no,
                         &c.names[2],
-                        format!("`{}` is not a finite number", f[l]),
+                        format!("`{}` is not a finite number", snippet(f[l].trim())),
                     ))
                 }
             },
@@ -291,7 +298,7 @@ pub fn load_item_table(path: &Path) -> Result<ItemTable> {
                 path,
                 no,
                 &id_name,
-                format!("duplicate id `{id}` (first on row {first})"),
+                format!("duplicate id `{}` (first on row {first})", snippet(&id)),
             ));
         }
         ids.push(id);

@@ -3,14 +3,16 @@
 //!
 //! Atomic files are tab-separated with a header of `name:type` fields; `\r\n` line ends and a
 //! trailing empty line are accepted. Errors are [`Error::Data`] naming the file, the 1-based
-//! line and the field.
+//! line and the field; a quoted bad value shows at most 40 characters. Ratings and timestamps
+//! must be finite (`nan`, `inf`, `1e999` are errors); a year is an integer of at most four
+//! digits.
 //!
 //! Both loaders return an [`ItemTable`] (fields `title`, `year`, `genres`; labels = first
 //! genre) whose ids are also the item vocabulary of the [`Interactions`] (labels = ratings,
 //! rows in file order).
 
 use crate::data::delimited::{Layout, Table};
-use crate::data::fileio::data_err;
+use crate::data::fileio::{data_err, snippet};
 use crate::data::types::{Interaction, Interactions, ItemTable, Modality};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -55,6 +57,9 @@ const ML100K_ITEM: ItemColumns = ItemColumns {
     genres: "class",
 };
 
+/// The largest release year accepted (in absolute value); a larger number is not a year.
+const MAX_YEAR: f64 = 9999.0;
+
 /// Label name of items with no genre.
 pub const NO_GENRE: &str = "(none)";
 
@@ -77,7 +82,10 @@ fn load_items(path: &Path, cols: &ItemColumns) -> Result<ItemTable> {
                     path,
                     row,
                     cols.id,
-                    format!("duplicate item id `{id}` (first on line {first})"),
+                    format!(
+                        "duplicate item id `{}` (first on line {first})",
+                        snippet(id)
+                    ),
                 ));
             }
             // A numeric column must hold a year; a `token` column may also say it is unknown
@@ -86,14 +94,14 @@ fn load_items(path: &Path, cols: &ItemColumns) -> Result<ItemTable> {
                 String::new()
             } else {
                 match v[2].parse::<f64>() {
-                    Ok(y) if y.is_finite() && y.fract() == 0.0 => format!("{}", y as i64),
+                    Ok(y) if y.fract() == 0.0 && y.abs() <= MAX_YEAR => format!("{}", y as i64),
                     _ if types[2] == "token" => String::new(),
                     _ => {
                         return Err(data_err(
                             path,
                             row,
                             cols.year,
-                            format!("`{}` is not a year", v[2]),
+                            format!("`{}` is not a year", snippet(v[2])),
                         ))
                     }
                 }
@@ -163,7 +171,7 @@ fn load_inter(path: &Path, items: &ItemTable, item_file: &Path) -> Result<Intera
                     path,
                     row,
                     "item_id",
-                    format!("item `{}` is not in {item_name}", v[1]),
+                    format!("item `{}` is not in {item_name}", snippet(v[1])),
                 )
             })?;
             let label = match v[2].parse::<f32>() {
@@ -173,7 +181,7 @@ fn load_inter(path: &Path, items: &ItemTable, item_file: &Path) -> Result<Intera
                         path,
                         row,
                         "rating",
-                        format!("`{}` is not a number", v[2]),
+                        format!("`{}` is not a number", snippet(v[2])),
                     ))
                 }
             };
@@ -184,7 +192,7 @@ fn load_inter(path: &Path, items: &ItemTable, item_file: &Path) -> Result<Intera
                         path,
                         row,
                         "timestamp",
-                        format!("`{}` is not a timestamp", v[3]),
+                        format!("`{}` is not a timestamp", snippet(v[3])),
                     ))
                 }
             };
@@ -343,7 +351,10 @@ impl KnowledgeGraph {
                     link_path,
                     row,
                     "item_id",
-                    format!("item `{}` is linked twice (first on line {first})", v[0]),
+                    format!(
+                        "item `{}` is linked twice (first on line {first})",
+                        snippet(v[0])
+                    ),
                 ));
             }
             links.push((v[0].to_string(), v[1].to_string()));

@@ -11,6 +11,7 @@
 //! - it is not a reserved family name ([`RESERVED`]), in any letter case (case-insensitive
 //!   file systems would make `Joint` and `joint` one file).
 
+use super::fileio::snippet;
 use crate::error::{Error, Result};
 
 /// The longest name accepted (file systems allow 255 bytes for a whole file name, and the name
@@ -58,7 +59,7 @@ pub fn check_modality_name(name: &str, origin: &str) -> Result<()> {
         Some(p) => Err(Error::Invalid(format!(
             "modality name {:?} ({origin}): {p}. Modality names become file names; give a \
              valid one with NAME=PATH",
-            short(name)
+            snippet(name)
         ))),
     }
 }
@@ -73,15 +74,7 @@ pub fn check_family_name(name: &str) -> Result<()> {
         None => Ok(()),
         Some(p) => Err(Error::Invalid(format!(
             "family name {:?} cannot be used in a file name: {p}",
-            short(name)
+            snippet(name)
         ))),
-    }
-}
-
-/// At most 40 characters of `name` (then `…`), so an error never echoes a huge input.
-fn short(name: &str) -> String {
-    match name.char_indices().nth(40) {
-        Some((i, _)) => format!("{}…", &name[..i]),
-        None => name.to_string(),
     }
 }

@@ -9,9 +9,10 @@
 //! is reported as truncated, a longer one as having trailing bytes.
 //!
 //! Errors name the file, a row (0-based first index of the array, 0 for header problems) and a
-//! field (`header`, `descr`, `shape`, `data`, or `column {c}` for a bad value).
+//! field (`header`, `descr`, `shape`, `data`, or `column {c}` for a bad value). Nothing is
+//! allocated from the header alone: the shape is checked against the file's length first.
 
-use super::fileio::{check_finite, data_err, read_bytes, write_atomic};
+use super::fileio::{check_finite, data_err, read_bytes, snippet, write_atomic};
 use super::types::Modality;
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -52,6 +53,15 @@ struct Dtype {
     big_endian: bool,
 }
 
+/// A shape for an error message: at most 8 dimensions are written out.
+fn shape_text(shape: &[usize]) -> String {
+    if shape.len() <= 8 {
+        return format!("{shape:?}");
+    }
+    let head: Vec<String> = shape[..8].iter().map(usize::to_string).collect();
+    format!("[{}, … ({} dimensions)]", head.join(", "), shape.len())
+}
+
 fn parse_descr(file: &Path, descr: &str) -> Result<Dtype> {
     let bad = || {
         data_err(
@@ -59,8 +69,9 @@ fn parse_descr(file: &Path, descr: &str) -> Result<Dtype> {
             0,
             "descr",
             format!(
-                "unsupported dtype `{descr}`; expected a float (`<f4`, `<f2`, `<f8`) or an \
-                 integer (`<i4`, `<u4`, `<i8`, ...)"
+                "unsupported dtype `{}`; expected a float (`<f4`, `<f2`, `<f8`) or an \
+                 integer (`<i4`, `<u4`, `<i8`, ...)",
+                snippet(descr)
             ),
         )
     };
@@ -185,7 +196,7 @@ fn parse_header_dict(file: &Path, text: &str) -> Result<NpyHeader> {
                     data_err(file, 0, "shape", "shape is not a tuple of integers")
                 })?)
             }
-            other => return Err(bad(&format!("unknown key `{other}`"))),
+            other => return Err(bad(&format!("unknown key `{}`", snippet(other)))),
         }
         if !p.eat(b',') {
             if p.eat(b'}') {
@@ -218,6 +229,11 @@ pub fn parse_header(file: &Path, bytes: &[u8]) -> Result<(NpyHeader, usize)> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
+        2 | 3 => {
+            return Err(bad(
+                "file is truncated inside its header length field".into()
+            ))
+        }
         v => return Err(bad(format!("unsupported .npy format version {v}"))),
     };
     let end = start + len;
@@ -256,13 +272,15 @@ fn read_raw(path: &Path) -> Result<(NpyHeader, Dtype, Vec<u8>, usize)> {
         let row_bytes = (count / header.shape.first().copied().unwrap_or(1).max(1)).max(1);
         let message = if have < count {
             format!(
-                "file is truncated: shape {:?} of `{}` needs {count} data bytes, the file has {have}",
-                header.shape, header.descr
+                "file is truncated: shape {} of `{}` needs {count} data bytes, the file has {have}",
+                shape_text(&header.shape),
+                header.descr
             )
         } else {
             format!(
-                "file has {have} data bytes but shape {:?} of `{}` needs {count} (trailing bytes)",
-                header.shape, header.descr
+                "file has {have} data bytes but shape {} of `{}` needs {count} (trailing bytes)",
+                shape_text(&header.shape),
+                header.descr
             )
         };
         return Err(data_err(path, have.min(count) / row_bytes, "data", message));
@@ -280,9 +298,10 @@ fn elem(data: &[u8], i: usize, dt: &Dtype) -> [u8; 8] {
     b
 }
 
-/// Turns a Fortran-order 2-D array into C order (1-D and scalars are unchanged).
+/// Turns a Fortran-order 2-D array into C order (1-D, scalars and empty arrays are
+/// unchanged; an empty array may declare any number of rows, so none are visited).
 fn to_c_order<T: Copy>(shape: &[usize], data: Vec<T>) -> Vec<T> {
-    if shape.len() < 2 {
+    if shape.len() < 2 || data.is_empty() {
         return data;
     }
     let (r, c) = (shape[0], shape[1]);
@@ -435,8 +454,8 @@ pub fn read_npy_modality(path: &Path, name: &str) -> Result<Modality> {
             0,
             "shape",
             format!(
-                "expected a 2-D matrix [items, dim], found shape {:?}",
-                a.shape
+                "expected a 2-D matrix [items, dim], found shape {}",
+                shape_text(&a.shape)
             ),
         ));
     }
@@ -477,14 +496,23 @@ fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
 }
 
 fn write_raw(path: &Path, descr: &str, shape: &[usize], n: usize, data: &[u8]) -> Result<()> {
-    if shape.iter().product::<usize>() != n {
+    let holds = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if holds != Some(n) {
         return Err(Error::Invalid(format!(
-            "writing {}: shape {shape:?} holds {} values, got {n}",
+            "writing {}: shape {} holds {} values, got {n}",
             path.display(),
-            shape.iter().product::<usize>()
+            shape_text(shape),
+            holds.map_or("too many".to_string(), |h| h.to_string())
         )));
     }
     let header = header_bytes(descr, shape);
+    if header.len() - 10 > u16::MAX as usize {
+        return Err(Error::Invalid(format!(
+            "writing {}: shape {} has too many dimensions for a .npy header",
+            path.display(),
+            shape_text(shape)
+        )));
+    }
     write_atomic(path, |w| {
         w.write_all(&header)?;
         w.write_all(data)

@@ -4,9 +4,12 @@
 //! Modality order on read: the order asked for, else the `semid.modalities` entry of the
 //! file's `__metadata__` (a JSON list that [`write_safetensors`] stores), else the order of the
 //! tensors' data in the file. Errors name the file, the tensor as the field (or `header` /
-//! `data` for a malformed file) and, for a bad value, its 0-based row.
+//! `data` for a malformed file) and, for a bad value, its 0-based row. Data offsets beyond the
+//! end of the file are reported as a truncated file before the file is parsed further.
 
-use super::fileio::{check_finite, data_err, read_bytes, write_atomic};
+use super::fileio::{
+    check_finite, clip, data_err, read_bytes, snippet, snippet_list, write_atomic,
+};
 use super::types::Modality;
 use crate::error::{Error, Result};
 use safetensors::tensor::TensorView;
@@ -43,6 +46,30 @@ fn declared_data_len(bytes: &[u8]) -> Option<(usize, usize)> {
     Some((8 + n, end))
 }
 
+/// The most characters of a message from the safetensors or JSON parser that an error quotes
+/// (they may quote tensor names or header text).
+const LIBRARY_MESSAGE_CHARS: usize = 120;
+
+/// Fails when the header parses but declares data beyond the end of the file: the file is
+/// truncated (or the offsets lie). Checked before the safetensors parser sees the offsets, so
+/// no offset arithmetic runs on absurd values.
+fn check_declared_len(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some((start, want)) = declared_data_len(bytes) {
+        let have = bytes.len().saturating_sub(start);
+        if want > have {
+            return Err(data_err(
+                path,
+                0,
+                "data",
+                format!(
+                    "file is truncated: the header declares {want} data bytes, the file has {have}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn header_error(path: &Path, bytes: &[u8], e: SafeTensorError) -> Error {
     if bytes.is_empty() {
         return data_err(path, 0, "header", "empty file");
@@ -72,7 +99,10 @@ fn header_error(path: &Path, bytes: &[u8], e: SafeTensorError) -> Error {
             path,
             0,
             "header",
-            format!("not a valid safetensors file: {other}"),
+            format!(
+                "not a valid safetensors file: {}",
+                clip(&other.to_string(), LIBRARY_MESSAGE_CHARS)
+            ),
         ),
     }
 }
@@ -114,14 +144,27 @@ fn order(
     meta: Option<&HashMap<String, String>>,
 ) -> Result<Vec<String>> {
     if let Some(list) = meta.and_then(|m| m.get(ORDER_KEY)) {
-        return serde_json::from_str(list).map_err(|e| {
+        let names: Vec<String> = serde_json::from_str(list).map_err(|e| {
             data_err(
                 path,
                 0,
                 "__metadata__",
-                format!("`{ORDER_KEY}` is not a JSON list: {e}"),
+                format!(
+                    "`{ORDER_KEY}` is not a JSON list of names: {}",
+                    clip(&e.to_string(), LIBRARY_MESSAGE_CHARS)
+                ),
             )
-        });
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(data_err(
+                path,
+                0,
+                "__metadata__",
+                format!("`{ORDER_KEY}` names `{}` twice", snippet(dup)),
+            ));
+        }
+        return Ok(names);
     }
     let mut names: Vec<(usize, String)> = st
         .iter()
@@ -136,6 +179,7 @@ fn order(
 /// Row counts are not compared here (see [`super::embeddings`]).
 pub fn read_safetensors(path: &Path, names: Option<&[String]>) -> Result<Vec<Modality>> {
     let bytes = read_bytes(path)?;
+    check_declared_len(path, &bytes)?;
     let (_, meta) =
         SafeTensors::read_metadata(&bytes).map_err(|e| header_error(path, &bytes, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| header_error(path, &bytes, e))?;
@@ -154,7 +198,11 @@ pub fn read_safetensors(path: &Path, names: Option<&[String]>) -> Result<Vec<Mod
                 path,
                 0,
                 name,
-                format!("no tensor `{name}` in the file (it has {have:?})"),
+                format!(
+                    "no tensor `{}` in the file (it has {})",
+                    snippet(name),
+                    snippet_list(&have)
+                ),
             )
         })?;
         let shape = t.shape();
@@ -163,11 +211,14 @@ pub fn read_safetensors(path: &Path, names: Option<&[String]>) -> Result<Vec<Mod
                 path,
                 0,
                 name,
-                format!("expected a 2-D matrix [items, dim] with dim > 0, found shape {shape:?}"),
+                format!(
+                    "expected a 2-D matrix [items, dim] with dim > 0, found shape {}",
+                    clip(&format!("{shape:?}"), LIBRARY_MESSAGE_CHARS)
+                ),
             ));
         }
         let data = to_f32(path, name, &t)?;
-        check_finite(path, &format!("{name} "), &data, shape[1])?;
+        check_finite(path, &format!("{} ", snippet(name)), &data, shape[1])?;
         out.push(Modality {
             name: name.clone(),
             dim: shape[1],
