@@ -1,7 +1,7 @@
 //! Fused multi-head attention (and the fused residual add + layernorm) against the plain-Rust reference: awkward shapes, padding masks,
 //! lengths that are not multiples of the key tile, fully masked sequences, packed QKV, more than
 //! 65,535 workgroups and a packed QKV tensor above the 128 MiB storage-binding limit.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::attention::{
     add_layernorm, add_layernorm_cpu, attention, attention_cpu, attention_packed, AttentionOpts,

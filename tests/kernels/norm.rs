@@ -1,6 +1,6 @@
 //! Softmax, log-softmax and layernorm against f64 CPU references at awkward shapes, large
 //! magnitudes, many rows, huge rows and inputs above the binding limit.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::norm::*;
 use semid::Tensor;

@@ -1,6 +1,6 @@
 //! Row reductions, arg-reductions, column sums and full sums against f64 CPU references at
 //! awkward shapes, ties, large magnitudes, many rows, huge rows, and determinism.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::reduce::*;
 use semid::{DType, Tensor};

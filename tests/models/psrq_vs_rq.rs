@@ -1,7 +1,7 @@
 //! On the synthetic multimodal data, PSRQ's level-2 and level-3 codes stay more coherent in the
 //! original embedding space, and purer in the true labels, than RQ-KMeans' (the PSRQ paper's
 //! Figure 1). Only the direction is asserted, on several seeds.
-mod common;
+use crate::common;
 use common::*;
 use semid::data::synth::{generate, SynthConfig};
 use semid::metrics::{Metrics, MetricsInput};

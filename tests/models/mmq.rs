@@ -2,7 +2,7 @@
 //! differences where the forward value is differentiable and by formula where the
 //! straight-through estimator routes them, reproducibility, checkpoints and resume, bad
 //! settings, and learning on synthetic multimodal data with every code in use.
-mod common;
+use crate::common;
 use common::*;
 use semid::data::synth::{generate, SynthConfig};
 use semid::io::NamedTensor;

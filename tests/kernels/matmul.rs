@@ -1,7 +1,7 @@
 //! Matmul kernels against the f64 CPU reference: every variant, every transpose form, awkward
 //! shapes, batching, fused bias and activations, row-split bindings above the 128 MiB cap and
 //! more than 65,535 workgroups, and reductions longer than one dispatch may loop.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::matmul::{
     matmul, matmul_cpu, matmul_cpu_row, matmul_into, Activation, MatmulOpts, Variant,

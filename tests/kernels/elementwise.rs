@@ -1,5 +1,5 @@
 //! Elementwise kernels against CPU references at awkward shapes.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::elementwise::{binary, select, unary, Binary, Unary};
 

@@ -1,7 +1,7 @@
 //! RQ-VAE: one training step against a plain-Rust reference, k-means initialisation, dead-code
 //! re-seeding, reproducibility, checkpoints and resume, and — on the synthetic data — a better
 //! reconstruction than RQ-KMeans at the same code budget with every code in use.
-mod common;
+use crate::common;
 use common::*;
 use semid::data::synth::{generate, SynthConfig};
 use semid::metrics::{Metrics, MetricsInput};

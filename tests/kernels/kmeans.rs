@@ -1,7 +1,7 @@
 //! GPU k-means against planted clusters and the f64 CPU reference, and its kernels against
 //! plain CPU code.
 
-mod common;
+use crate::common;
 use common::*;
 
 use semid::kernels::kmeans as kern;

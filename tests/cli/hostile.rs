@@ -4,7 +4,7 @@
 //! diverging training, subnormal and non-finite inputs, bad layouts, closed pipes, and the
 //! wording of errors. Each case asserts a clear error (naming what is wrong) or a correct
 //! result, never a panic, a silent mix, or exit 0 on garbage. The readers' own mutation tests
-//! are in `tests/fuzz_readers.rs`.
+//! are in `tests/data/fuzz_readers.rs`.
 
 use semid::data::npy::write_npy_f32;
 use semid::rng::Rng;

@@ -2,7 +2,7 @@
 //! pass, the weight loader's checks, item templates and length batching; and, when the
 //! all-MiniLM-L6-v2 files are present (`$SEMID_DATA_DIR/minilm` or `<repo>/data/minilm`), the
 //! real encoder against the CPU forward pass and the published reference values.
-mod common;
+use crate::common;
 use common::*;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;

@@ -1,6 +1,6 @@
 //! RQ-KMeans and PSRQ: encode/decode consistency, checkpoints, resume, and the faithful PSRQ
 //! update rule.
-mod common;
+use crate::common;
 use common::*;
 use semid::quant::any::AnyTokenizer;
 use semid::quant::psrq::{Psrq, PsrqConfig};

@@ -9,7 +9,7 @@
 //!
 //! Then the backward kernels alone at sizes needing more than 65,535 workgroups, and the
 //! graph's guarantees (no readback, determinism, errors).
-mod common;
+use crate::common;
 use common::*;
 use semid::autograd::{Graph, Var};
 use semid::kernels::autograd as ak;

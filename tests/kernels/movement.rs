@@ -1,6 +1,6 @@
 //! Data-movement kernels against CPU references at awkward shapes, more than 65,535
 //! workgroups, tensors above the 128 MiB storage-binding limit, and error cases.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::movement::*;
 use semid::rng::Rng;

@@ -1,5 +1,5 @@
 //! The gpu layer: batching, pipeline cache, pool, limits and ordering of uploads.
-mod common;
+use crate::common;
 use common::*;
 use semid::kernels::elementwise::{binary, unary, Binary, Unary};
 use semid::{Error, Tensor};

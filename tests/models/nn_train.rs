@@ -1,7 +1,7 @@
 //! Layers, the parameter store, the optimizers and training: an MLP learns a regression,
 //! seeded runs repeat bit for bit, parameter files round-trip exactly with PyTorch names and
 //! layouts, and every optimizer kernel matches a CPU reference (with clipping).
-mod common;
+use crate::common;
 use common::*;
 use semid::autograd::{Grads, Graph};
 use semid::kernels::optim as ko;

@@ -1,6 +1,6 @@
 //! Fused nearest-code search and top-k against a plain CPU reference (f64).
 
-mod common;
+use crate::common;
 use common::*;
 
 use semid::kernels::codebook::{

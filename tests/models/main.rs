@@ -1,0 +1,16 @@
+//! Training and models: nn layers, the tokenizers, checkpoints, metrics, the text encoder.
+//!
+//! One test binary for the group (each binary links wgpu and the tokenizer crate, so fewer
+//! binaries build and link faster); `cargo test --test models NAME::` runs one file's tests.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod checkpoint;
+mod embed;
+mod metrics;
+mod mmq;
+mod nn_train;
+mod psrq_vs_rq;
+mod rqvae;
+mod tokenizers;
