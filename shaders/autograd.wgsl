@@ -55,9 +55,6 @@ override LOG: u32 = 0u;
 override HAS_GAMMA: u32 = 0u;
 
 const WG: u32 = 256u;
-const INV_SQRT_2: f32 = 0.7071067811865476;
-const INV_SQRT_2PI: f32 = 0.3989422804014327;
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 
 var<workgroup> sh: array<f32, 256>;
 
@@ -86,22 +83,8 @@ fn wg_sum(lid: u32, v: f32) -> f32 {
     return sh[0];
 }
 
-// Same erf approximation as elementwise.wgsl, so GELU's derivative matches its forward.
-fn erf_approx(x: f32) -> f32 {
-    let s = sign(x);
-    let ax = abs(x);
-    let t = 1.0 / (1.0 + 0.5 * ax);
-    let y = t * exp(-ax * ax - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-        t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-        t * (-0.82215223 + t * 0.17087277)))))))));
-    return s * (1.0 - y);
-}
-
-fn sigmoid(x: f32) -> f32 {
-    if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
+// erf_approx (the one GELU's forward uses), sigmoid and the constants come from
+// shaders/prelude.wgsl.
 
 // d op(x) / dx from the input x and the output y.
 fn unary_grad(op: u32, x: f32, y: f32) -> f32 {

@@ -20,31 +20,13 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-const INV_SQRT_2: f32 = 0.7071067811865476;
-
-// erf by Abramowitz & Stegun 7.1.26 refined (max abs error ~1.2e-7 with this rational form).
-fn erf_approx(x: f32) -> f32 {
-    let s = sign(x);
-    let ax = abs(x);
-    let t = 1.0 / (1.0 + 0.5 * ax);
-    // Numerical Recipes erfc approximation (fractional error < 1.2e-7).
-    let y = t * exp(-ax * ax - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-        t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-        t * (-0.82215223 + t * 0.17087277)))))))));
-    return s * (1.0 - y);
-}
-
+// erf_approx, sigmoid, gelu_erf and the constants come from shaders/prelude.wgsl.
 fn unary_op(op: u32, x: f32) -> f32 {
     switch op {
         case 0u: { return x; }                                  // copy
         case 1u: { return max(x, 0.0); }                        // relu
-        case 2u: { return 0.5 * x * (1.0 + erf_approx(x * INV_SQRT_2)); } // gelu (erf)
-        case 3u: {                                              // sigmoid, stable
-            if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-            let e = exp(x);
-            return e / (1.0 + e);
-        }
+        case 2u: { return gelu_erf(x); }                        // gelu (erf)
+        case 3u: { return sigmoid(x); }                         // sigmoid, stable
         case 4u: { return tanh(x); }
         case 5u: { return exp(x); }
         case 6u: { return log(x); }

@@ -33,9 +33,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_wid(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wg.x + wg.y * nwg.x;
-}
+// linear_wid comes from shaders/prelude.wgsl.
 
 // ---------------------------------------------------------------------------------------------
 // block_sums: out[b] = sum of v[256 b .. 256 b + 256) in index order (n values).

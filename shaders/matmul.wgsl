@@ -46,28 +46,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-const INV_SQRT_2: f32 = 0.7071067811865476;
-
-// erf, the same rational approximation as shaders/elementwise.wgsl (fractional error < 1.2e-7).
-fn erf_approx(x: f32) -> f32 {
-    let s = sign(x);
-    let ax = abs(x);
-    let t = 1.0 / (1.0 + 0.5 * ax);
-    let y = t * exp(-ax * ax - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-        t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-        t * (-0.82215223 + t * 0.17087277)))))))));
-    return s * (1.0 - y);
-}
+// gelu_erf and sigmoid come from shaders/prelude.wgsl (the same as elementwise and autograd).
 
 fn activate(x: f32) -> f32 {
     switch p.act {
         case 1u: { return max(x, 0.0); }
-        case 2u: { return 0.5 * x * (1.0 + erf_approx(x * INV_SQRT_2)); }
-        case 3u: {
-            if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-            let e = exp(x);
-            return e / (1.0 + e);
-        }
+        case 2u: { return gelu_erf(x); }
+        case 3u: { return sigmoid(x); }
         case 4u: { return tanh(x); }
         default: { return x; }
     }

@@ -33,7 +33,7 @@ use crate::tensor::{DType, Tensor};
 /// The attention shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "attention",
-    code: include_str!("../../shaders/attention.wgsl"),
+    code: with_prelude!("attention.wgsl"),
 };
 
 /// The largest head dimension the kernel supports (the size of its per-row register arrays).

@@ -27,7 +27,7 @@ use crate::tensor::{DType, Tensor};
 /// The autograd shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "autograd",
-    code: include_str!("../../shaders/autograd.wgsl"),
+    code: with_prelude!("autograd.wgsl"),
 };
 
 /// Elements per chunk unit of the flat kernels (chunks start at multiples of it).

@@ -25,7 +25,7 @@ use crate::tensor::{DType, Tensor};
 /// The codebook shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "codebook",
-    code: include_str!("../../shaders/codebook.wgsl"),
+    code: with_prelude!("codebook.wgsl"),
 };
 
 /// Longest top-k list [`top_k`] supports.

@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 /// The elementwise shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "elementwise",
-    code: include_str!("../../shaders/elementwise.wgsl"),
+    code: with_prelude!("elementwise.wgsl"),
 };
 
 /// Unary operations.
@@ -101,8 +101,9 @@ impl Unary {
     }
 }
 
-/// Error function, f64, for CPU references (Abramowitz–Stegun 7.1.28 series-free form via
-/// the complementary error function's continued rational approximation, |error| < 1.2e-7).
+/// Error function, f64, for CPU references: erfc by the Chebyshev-fitted rational form of
+/// Numerical Recipes (`erfcc`, fractional error < 1.2e-7), the formula the shaders' prelude
+/// uses (`shaders/prelude.wgsl`), so CPU references and kernels differ only by rounding.
 pub fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.5 * x.abs());
     let y = t

@@ -14,7 +14,7 @@ use crate::tensor::{DType, Tensor};
 /// The kmeans shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "kmeans",
-    code: include_str!("../../shaders/kmeans.wgsl"),
+    code: with_prelude!("kmeans.wgsl"),
 };
 
 /// Points per block of [`block_sums`] and of the radix sort.

@@ -22,7 +22,7 @@ use crate::tensor::{DType, Tensor};
 /// The matmul shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul",
-    code: include_str!("../../shaders/matmul.wgsl"),
+    code: with_prelude!("matmul.wgsl"),
 };
 
 /// The activation fused after the bias.
@@ -33,7 +33,7 @@ pub enum Activation {
     None,
     /// max(x, 0).
     Relu,
-    /// GELU, exact (erf) form, with the erf approximation of `elementwise.wgsl`.
+    /// GELU, exact (erf) form, with the erf of the shader prelude (`shaders/prelude.wgsl`).
     Gelu,
     /// Logistic sigmoid.
     Sigmoid,

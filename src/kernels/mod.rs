@@ -13,6 +13,22 @@
 //! | [`optim`] | `optim.wgsl` | fused optimizer updates, sum of squares for clipping |
 //! | [`attention`] | `attention.wgsl` | fused multi-head attention with a padding mask (online softmax) |
 
+/// A shader file's source with [`PRELUDE`] in front, as one `&'static str` made at compile
+/// time: `with_prelude!("matmul.wgsl")`. WGSL has no includes, so this is how shaders share
+/// one definition of erf, sigmoid, GELU and the linear workgroup id.
+macro_rules! with_prelude {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../shaders/prelude.wgsl"),
+            "\n",
+            include_str!(concat!("../../shaders/", $file))
+        )
+    };
+}
+
+/// The shared WGSL prelude (`shaders/prelude.wgsl`) that every shader source starts with.
+pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+
 pub mod attention;
 pub mod autograd;
 pub mod codebook;

@@ -21,7 +21,7 @@ use crate::tensor::{DType, Tensor};
 /// The movement shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "movement",
-    code: include_str!("../../shaders/movement.wgsl"),
+    code: with_prelude!("movement.wgsl"),
 };
 
 /// Invocations per workgroup of the linear kernels.

@@ -16,7 +16,7 @@ use crate::tensor::Tensor;
 /// The norm shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "norm",
-    code: include_str!("../../shaders/norm.wgsl"),
+    code: with_prelude!("norm.wgsl"),
 };
 
 /// PyTorch's default layernorm epsilon.

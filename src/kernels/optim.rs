@@ -13,7 +13,7 @@ use crate::tensor::Tensor;
 /// The optim shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "optim",
-    code: include_str!("../../shaders/optim.wgsl"),
+    code: with_prelude!("optim.wgsl"),
 };
 
 #[repr(C)]

@@ -16,7 +16,7 @@ use crate::tensor::{DType, Tensor};
 /// The reduce shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "reduce",
-    code: include_str!("../../shaders/reduce.wgsl"),
+    code: with_prelude!("reduce.wgsl"),
 };
 
 /// Reductions of each row (the last dimension) to one value.

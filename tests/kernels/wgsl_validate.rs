@@ -1,34 +1,48 @@
-//! Every `.wgsl` file parses and validates with naga, and every one is registered with a
-//! launcher, so no shader can rot unseen.
+//! Every shader, as compiled (the prelude composed in front of its file), parses and validates
+//! with naga, and every `.wgsl` file but the prelude is registered with a launcher, so no shader
+//! can rot unseen.
 
 use std::path::Path;
 
 #[test]
 fn every_shader_validates_with_naga() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    // The sources as the device compiles them: the prelude composed in front of each file.
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
-            continue;
-        }
-        let src = std::fs::read_to_string(&path).unwrap();
-        let module = naga::front::wgsl::parse_str(&src)
-            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+    for sh in semid::kernels::all_shaders() {
+        assert!(
+            sh.code.starts_with(semid::kernels::PRELUDE),
+            "{} lacks the prelude",
+            sh.name
+        );
+        let module = naga::front::wgsl::parse_str(sh.code)
+            .unwrap_or_else(|e| panic!("{}: {}", sh.name, e.emit_to_string(sh.code)));
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::empty(),
         )
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {:?}", path.display(), e));
+        .unwrap_or_else(|e| panic!("{}: {:?}", sh.name, e));
         assert!(
             !module.entry_points.is_empty(),
             "{} has no entry point",
-            path.display()
+            sh.name
         );
         n += 1;
     }
     assert!(n >= 7, "found only {n} shaders");
+}
+
+#[test]
+fn the_prelude_validates_on_its_own() {
+    let src = semid::kernels::PRELUDE;
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("prelude: {}", e.emit_to_string(src)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap();
 }
 
 #[test]
@@ -41,6 +55,9 @@ fn every_shader_file_has_a_launcher() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        if stem == "prelude" {
+            continue; // composed into every shader, not a shader of its own
+        }
         assert!(
             registered.contains(&stem.as_str()),
             "{stem}.wgsl has no launcher"
