@@ -63,7 +63,7 @@ const MAX_DH4: u32 = 32u;   // MAX_DH / 4
 @compute @workgroup_size(32)
 fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let wid = wg.x + wg.y * nwg.x;
+    let wid = linear_wid(wg, nwg);
     let blocks = (p.seq + WG - 1u) / WG;
     if (wid >= p.batch * p.heads * blocks) { return; }
     let blk = wid % blocks;
@@ -149,7 +149,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(32)
 fn attention_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid: vec3<u32>) {
-    let wid = wg.x + wg.y * nwg.x;
+    let wid = linear_wid(wg, nwg);
     let blocks = (p.seq + WG - 1u) / WG;
     if (wid >= p.batch * p.heads * blocks) { return; }
     let blk = wid % blocks;
@@ -244,7 +244,7 @@ struct LnParams {
 @compute @workgroup_size(64)
 fn add_layernorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    let r = linear_wid(wg, nwg) * 64u + lid.x;
     if (r >= lp.rows) { return; }
     let n = lp.cols;
     let base = r * n;

@@ -58,10 +58,6 @@ const WG: u32 = 256u;
 
 var<workgroup> sh: array<f32, 256>;
 
-fn flat_id(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * WG + lid.x;
-}
-
 // Row-kernel passes (see the top of the file).
 fn sum_pass() -> bool { return (p.flags & 1u) != 0u; }
 fn write_pass() -> bool { return (p.flags & 2u) != 0u; }
@@ -89,17 +85,17 @@ fn wg_sum(lid: u32, v: f32) -> f32 {
 // d op(x) / dx from the input x and the output y.
 fn unary_grad(op: u32, x: f32, y: f32) -> f32 {
     switch op {
-        case 0u: { return select(0.0, 1.0, x > 0.0); }                        // relu
-        case 1u: {                                                            // gelu (erf)
+        case UNARY_RELU: { return select(0.0, 1.0, x > 0.0); }
+        case UNARY_GELU: {
             return 0.5 * (1.0 + erf_approx(x * INV_SQRT_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
         }
-        case 2u: { return y * (1.0 - y); }                                    // sigmoid
-        case 3u: { return 1.0 - y * y; }                                      // tanh
-        case 4u: { return y; }                                                // exp
-        case 5u: { return 1.0 / x; }                                          // log
-        case 6u: { return 2.0 * x; }                                          // square
-        case 7u: { return 0.5 / y; }                                          // sqrt
-        case 8u: {                                                            // gelu (tanh)
+        case UNARY_SIGMOID: { return y * (1.0 - y); }
+        case UNARY_TANH: { return 1.0 - y * y; }
+        case UNARY_EXP: { return y; }
+        case UNARY_LOG: { return 1.0 / x; }
+        case UNARY_SQUARE: { return 2.0 * x; }
+        case UNARY_SQRT: { return 0.5 / y; }
+        case UNARY_GELU_TANH: {
             let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
             let t = tanh(u);
             return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 0.134145 * x * x);
@@ -140,7 +136,7 @@ fn fill_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
@@ -180,7 +176,7 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(256)
 fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
@@ -231,7 +227,7 @@ fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(256)
 fn l2_normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
@@ -270,7 +266,7 @@ fn l2_normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn l2_normalize_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.n) { return; }
     let lid = lid3.x;
     let base = row * p.cols;

@@ -20,36 +20,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// erf_approx, sigmoid, gelu_erf and the constants come from shaders/prelude.wgsl.
-fn unary_op(op: u32, x: f32) -> f32 {
-    switch op {
-        case 0u: { return x; }                                  // copy
-        case 1u: { return max(x, 0.0); }                        // relu
-        case 2u: { return gelu_erf(x); }                        // gelu (erf)
-        case 3u: { return sigmoid(x); }                         // sigmoid, stable
-        case 4u: { return tanh(x); }
-        case 5u: { return exp(x); }
-        case 6u: { return log(x); }
-        case 7u: { return sqrt(x); }
-        case 8u: { return x * x; }
-        case 9u: { return p.alpha * x + p.beta; }               // scale: alpha*x + beta
-        case 10u: { return clamp(x, p.alpha, p.beta); }         // clamp to [alpha, beta]
-        case 11u: { return -x; }
-        case 12u: { return abs(x); }
-        case 13u: { return 1.0 / x; }
-        case 14u: {                                             // gelu, tanh approximation
-            return 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
-        }
-        default: { return x; }
-    }
-}
+// apply_unary and the UNARY_* numbers come from shaders/prelude.wgsl.
 
 @compute @workgroup_size(256)
 fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid.x;
+    let i = flat_id(wg, nwg, lid);
     if (i >= p.cols) { return; }
-    out[i] = unary_op(p.op, a[i]);
+    out[i] = apply_unary(p.op, a[i], p.alpha, p.beta);
 }
 
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -72,7 +50,7 @@ fn binary_op(op: u32, x: f32, y: f32) -> f32 {
 @compute @workgroup_size(256)
 fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid.x;
+    let i = flat_id(wg, nwg, lid);
     if (i >= p.rows * p.cols) { return; }
     let r = i / p.cols;
     let c = i - r * p.cols;
@@ -88,7 +66,7 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(256)
 fn select_op(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid.x;
+    let i = flat_id(wg, nwg, lid);
     if (i >= p.cols) { return; }
     out3[i] = select(b[i], a[i], cond[i] != 0.0);
 }

@@ -130,7 +130,7 @@ fn radix_scan(@builtin(local_invocation_id) lid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn radix_scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_wid(wg, nwg) * 256u + lid.x;
+    let i = flat_id(wg, nwg, lid);
     if (i >= p.n) { return; }
     let key = rs_keys[i];
     let dg = (key >> p.shift) & 255u;

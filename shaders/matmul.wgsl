@@ -46,26 +46,20 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// gelu_erf and sigmoid come from shaders/prelude.wgsl (the same as elementwise and autograd).
-
+// The activation is a unary op number (UNARY_COPY for none); apply_unary is the elementwise
+// kernels' own, from shaders/prelude.wgsl.
 fn activate(x: f32) -> f32 {
-    switch p.act {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return gelu_erf(x); }
-        case 3u: { return sigmoid(x); }
-        case 4u: { return tanh(x); }
-        default: { return x; }
-    }
+    return apply_unary(p.act, x, 0.0, 0.0);
 }
 
 fn activate4(v: vec4<f32>) -> vec4<f32> {
-    if (p.act == 0u) { return v; }
+    if (p.act == UNARY_COPY) { return v; }
     return vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
 }
 
 // (batch, row tile, column tile) of a linear workgroup id; batch >= p.batch means idle.
 fn tile_of(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
-    let wid = wg.x + wg.y * nwg.x;
+    let wid = linear_wid(wg, nwg);
     let per = p.tiles_m * p.tiles_n;
     let bt = wid / per;
     let r = wid - bt * per;

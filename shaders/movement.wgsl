@@ -9,10 +9,6 @@
 
 const WG: u32 = 256u;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wg.x + wg.y * nwg.x;
-}
-
 // ---------------------------------------------------------------------------------------------
 // gather_rows: out[i, :] = table[idx[i], :]. The table may be bound in row chunks: a dispatch
 // writes the rows whose index falls in its chunk. Indices >= n give a row of zeros (written by
@@ -37,7 +33,7 @@ struct GatherParams {
 @compute @workgroup_size(256)
 fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = linear_id(wg, nwg) * WG + lid.x;
+    let t = linear_wid(wg, nwg) * WG + lid.x;
     if (t >= pg.rows * pg.d) { return; }
     let i = t / pg.d;
     let c = t - i * pg.d;
@@ -80,7 +76,7 @@ struct ScatterParams {
 @compute @workgroup_size(256)
 fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = linear_id(wg, nwg) * WG + lid.x;
+    let t = linear_wid(wg, nwg) * WG + lid.x;
     if (t >= ps.rows * ps.d) { return; }
     let j = t / ps.d;
     let c = t - j * ps.d;
@@ -126,7 +122,7 @@ struct SortParams {
 @compute @workgroup_size(256)
 fn seg_init(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_id(wg, nwg) * WG + lid.x;
+    let i = linear_wid(wg, nwg) * WG + lid.x;
     if (i >= pr.m) { return; }
     i_keys[i] = min(i_idx[i], pr.n);
     i_vals[i] = i;
@@ -142,7 +138,7 @@ var<workgroup> hist: array<atomic<u32>, 256>;
 @compute @workgroup_size(256)
 fn radix_count(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let block = linear_id(wg, nwg);
+    let block = linear_wid(wg, nwg);
     if (block >= pr.nblocks) { return; }
     atomicStore(&hist[lid.x], 0u);
     workgroupBarrier();
@@ -170,7 +166,7 @@ var<workgroup> block_keys: array<u32, 256>;
 @compute @workgroup_size(256)
 fn radix_scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
-    let block = linear_id(wg, nwg);
+    let block = linear_wid(wg, nwg);
     if (block >= pr.nblocks) { return; }
     let l = lid.x;
     let i = block * WG + l;
@@ -225,7 +221,7 @@ var<workgroup> scan_tmp: array<u32, 256>;
 @compute @workgroup_size(256)
 fn scan_local(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = linear_id(wg, nwg);
+    let g = linear_wid(wg, nwg);
     if (g >= pr.nblocks) { return; }
     let l = lid.x;
     let base = g * 1024u + l * 4u;
@@ -259,7 +255,7 @@ fn scan_local(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(256)
 fn scan_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = linear_id(wg, nwg);
+    let g = linear_wid(wg, nwg);
     if (g >= pr.nblocks) { return; }
     let add = sa_sums[g];
     for (var k = 0u; k < 4u; k = k + 1u) {
@@ -275,7 +271,7 @@ fn scan_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(256)
 fn seg_offsets(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = linear_id(wg, nwg) * WG + lid.x;
+    let t = linear_wid(wg, nwg) * WG + lid.x;
     if (t >= pr.len) { return; }
     let want = pr.start + t;
     var lo = 0u;
@@ -318,7 +314,7 @@ var<workgroup> tile: array<u32, 272>; // 16 x 17
 @compute @workgroup_size(16, 16)
 fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let wid = linear_id(wg, nwg);
+    let wid = linear_wid(wg, nwg);
     let per = pt.tiles_r * pt.tiles_c;
     if (wid >= pt.nb * per) { return; }
     let bb = wid / per;
@@ -360,7 +356,7 @@ struct CopyParams {
 @compute @workgroup_size(256)
 fn copy_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = linear_id(wg, nwg) * WG + lid.x;
+    let t = linear_wid(wg, nwg) * WG + lid.x;
     if (t >= pc.rows * pc.width) { return; }
     let i = t / pc.width;
     let j = t - i * pc.width;
@@ -383,7 +379,7 @@ struct FillParams {
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = linear_id(wg, nwg) * WG + lid.x;
+    let t = linear_wid(wg, nwg) * WG + lid.x;
     if (t >= pf.len) { return; }
     f_out[t] = pf.value;
 }

@@ -48,7 +48,7 @@ var<workgroup> sh_b: array<f32, 256>;
 @compute @workgroup_size(256)
 fn softmax_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.rows) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
@@ -126,7 +126,7 @@ fn softmax_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn layernorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.rows) { return; }
     let lid = lid3.x;
     let base = row * p.cols;

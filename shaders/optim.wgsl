@@ -54,10 +54,6 @@ const BLOCK: u32 = 4096u;
 
 var<workgroup> sh: array<f32, 256>;
 
-fn flat_id(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * WG + lid.x;
-}
-
 fn clip_scale(gsq: f32) -> f32 {
     return min(1.0, p.max_norm / (sqrt(gsq) + 1e-6));
 }
@@ -67,7 +63,7 @@ fn clip_scale(gsq: f32) -> f32 {
 @compute @workgroup_size(256)
 fn sumsq_blocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let b = wg.x + wg.y * nwg.x;
+    let b = linear_wid(wg, nwg);
     if (b * BLOCK >= p.n) { return; }
     let lid = lid3.x;
     let start = b * BLOCK;

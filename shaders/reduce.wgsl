@@ -46,7 +46,7 @@ var<workgroup> sh_i: array<u32, 256>;
 @compute @workgroup_size(256)
 fn reduce_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.rows) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
@@ -130,7 +130,7 @@ fn reduce_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn arg_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = wg.x + wg.y * nwg.x;
+    let row = linear_wid(wg, nwg);
     if (row >= p.rows) { return; }
     let lid = lid3.x;
     let base = row * p.cols;
@@ -181,7 +181,7 @@ fn arg_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(256)
 fn col_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let wid = wg.x + wg.y * nwg.x;
+    let wid = linear_wid(wg, nwg);
     let tiles = (p.cols + 63u) / 64u;
     let blocks = (p.rows + p.block - 1u) / p.block;
     if (wid >= tiles * blocks) { return; }
@@ -216,7 +216,7 @@ fn col_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn sum_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let wid = wg.x + wg.y * nwg.x;
+    let wid = linear_wid(wg, nwg);
     let n = p.cols;
     let blocks = (n + p.block - 1u) / p.block;
     if (wid >= blocks) { return; }

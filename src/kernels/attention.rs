@@ -27,6 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
+use crate::kernels::launch::{check_f32, u32_of};
 use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
@@ -128,20 +129,6 @@ struct Operand<'a> {
     t: &'a Tensor,
     rs: usize,
     off: usize,
-}
-
-fn to_u32(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Invalid(format!("attention: {what} = {v} exceeds u32")))
-}
-
-fn check_f32(t: &Tensor, what: &str) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::Invalid(format!(
-            "attention: {what} must be f32, not {:?}",
-            t.dtype()
-        )));
-    }
-    Ok(())
 }
 
 /// The batch, seq and width of a rank-3 tensor.
@@ -273,7 +260,7 @@ fn launch(
     scale: Option<f32>,
 ) -> Result<Tensor> {
     for (o, what) in ops.iter().zip(["Q", "K", "V"]) {
-        check_f32(o.t, what)?;
+        check_f32(o.t, "attention", what)?;
     }
     check_lengths(lengths, shape.batch)?;
     let scale = scale.unwrap_or(1.0 / (shape.head_dim.max(1) as f32).sqrt());
@@ -323,18 +310,18 @@ fn launch(
         let bind =
             |rs: usize| -> (u64, u64) { (b0 as u64 * seq_bytes(rs), nb as u64 * seq_bytes(rs)) };
         let params = Params {
-            batch: to_u32(nb, "batch")?,
-            seq: to_u32(shape.seq, "seq")?,
-            heads: to_u32(shape.heads, "heads")?,
-            head_dim: to_u32(shape.head_dim, "head_dim")?,
-            q_rs: to_u32(ops[0].rs, "the row stride of Q")?,
-            k_rs: to_u32(ops[1].rs, "the row stride of K")?,
-            v_rs: to_u32(ops[2].rs, "the row stride of V")?,
-            o_rs: to_u32(hidden, "the output width")?,
-            q_off: to_u32(ops[0].off, "the column offset of Q")?,
-            k_off: to_u32(ops[1].off, "the column offset of K")?,
-            v_off: to_u32(ops[2].off, "the column offset of V")?,
-            b0: to_u32(b0, "the first sequence")?,
+            batch: u32_of(nb, "batch", "attention")?,
+            seq: u32_of(shape.seq, "seq", "attention")?,
+            heads: u32_of(shape.heads, "heads", "attention")?,
+            head_dim: u32_of(shape.head_dim, "head_dim", "attention")?,
+            q_rs: u32_of(ops[0].rs, "the row stride of Q", "attention")?,
+            k_rs: u32_of(ops[1].rs, "the row stride of K", "attention")?,
+            v_rs: u32_of(ops[2].rs, "the row stride of V", "attention")?,
+            o_rs: u32_of(hidden, "the output width", "attention")?,
+            q_off: u32_of(ops[0].off, "the column offset of Q", "attention")?,
+            k_off: u32_of(ops[1].off, "the column offset of K", "attention")?,
+            v_off: u32_of(ops[2].off, "the column offset of V", "attention")?,
+            b0: u32_of(b0, "the first sequence", "attention")?,
             scale,
             kbeg: 0,
             kend: 0,
@@ -344,7 +331,7 @@ fn launch(
             .checked_mul(shape.heads)
             .and_then(|r| r.checked_mul(shape.seq.div_ceil(WG)))
             .ok_or_else(|| Error::Invalid("attention: too many workgroups".into()))?;
-        let groups = to_u32(groups, "the workgroup count")?;
+        let groups = u32_of(groups, "the workgroup count", "attention")?;
         let mut bufs: Vec<BufRange<'_>> = Vec::with_capacity(5);
         for o in ops {
             let (offset, size) = bind(o.rs);
@@ -373,8 +360,8 @@ fn launch(
         for kbeg in (0..shape.seq).step_by(keys) {
             let kend = (kbeg + keys).min(shape.seq);
             let params = Params {
-                kbeg: kbeg as u32,
-                kend: kend as u32,
+                kbeg: u32_of(kbeg, "kbeg", "launch")?,
+                kend: u32_of(kend, "kend", "launch")?,
                 flags: if kbeg == 0 { FIRST_RANGE } else { 0 }
                     | if kend == shape.seq { LAST_RANGE } else { 0 },
                 ..params
@@ -466,8 +453,8 @@ pub fn add_layernorm(
     let rb = cols as u64 * 4;
     for (start, n) in gpu.row_chunks(rows, &[rb])? {
         let params = LnParams {
-            rows: to_u32(n, "rows")?,
-            cols: to_u32(cols, "cols")?,
+            rows: u32_of(n, "rows", "add_layernorm")?,
+            cols: u32_of(cols, "cols", "add_layernorm")?,
             eps,
             _pad: 0,
         };
@@ -483,7 +470,7 @@ pub fn add_layernorm(
                 beta.range(),
                 y.row_range(start, n),
             ],
-            to_u32(n.div_ceil(LN_WG), "the workgroup count")?,
+            u32_of(n.div_ceil(LN_WG), "the workgroup count", "add_layernorm")?,
         )?;
     }
     Ok(y)

@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::col_windows;
 use crate::kernels::elementwise::Unary;
-use crate::kernels::reduce::{check_f32, row_shape};
+use crate::kernels::launch::{check_f32, elems, flat_chunks, groups, u32_of, FLAT_BLOCK, WG};
+use crate::kernels::reduce::row_shape;
 use crate::tensor::{DType, Tensor};
 
 /// The autograd shader.
@@ -29,9 +30,6 @@ pub const SHADER: ShaderSource = ShaderSource {
     name: "autograd",
     code: with_prelude!("autograd.wgsl"),
 };
-
-/// Elements per chunk unit of the flat kernels (chunks start at multiples of it).
-pub const FLAT_BLOCK: usize = 4096;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -56,35 +54,6 @@ const SUM_PASS: u32 = 1;
 const WRITE_PASS: u32 = 2;
 const FIRST_WINDOW: u32 = 4;
 const LAST_WINDOW: u32 = 8;
-
-fn u32_of(v: usize, what: &str, op: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Invalid(format!("{op}: {what} = {v} exceeds u32")))
-}
-
-fn groups(threads: usize, op: &str) -> Result<u32> {
-    u32::try_from(threads.div_ceil(256))
-        .map_err(|_| Error::Invalid(format!("{op}: {threads} invocations exceed one dispatch")))
-}
-
-/// `(first element, count)` chunks of a flat range of `n` elements: every chunk starts at a
-/// multiple of [`FLAT_BLOCK`] elements and stays within the storage binding limit.
-pub fn flat_chunks(gpu: &Gpu, n: usize) -> Result<Vec<(usize, usize)>> {
-    let blocks = n.div_ceil(FLAT_BLOCK);
-    Ok(gpu
-        .row_chunks(blocks, &[FLAT_BLOCK as u64 * 4])?
-        .into_iter()
-        .map(|(s, c)| (s * FLAT_BLOCK, (c * FLAT_BLOCK).min(n - s * FLAT_BLOCK)))
-        .collect())
-}
-
-/// Elements `start..start + len` of `t` as a binding.
-pub fn elems(t: &Tensor, start: usize, len: usize) -> BufRange<'_> {
-    BufRange {
-        buf: t.buffer(),
-        offset: start as u64 * 4,
-        size: len as u64 * 4,
-    }
-}
 
 fn same_count(op: &'static str, a: &Tensor, what: &str, b: &Tensor) -> Result<()> {
     if a.numel() != b.numel() {
@@ -117,12 +86,13 @@ fn run_flat<'a>(
     entry: &str,
     mut params: Params,
     n: usize,
-    op: &str,
+    op: &'static str,
     bind: impl Fn(usize, usize) -> Vec<BufRange<'a>>,
 ) -> Result<()> {
     let base = params.base;
-    for (start, len) in flat_chunks(gpu, n)? {
-        params.n = len as u32;
+    for (start, len) in flat_chunks(gpu, n, FLAT_BLOCK)? {
+        params.n = u32_of(len, "the chunk length", op)?;
+        // The base is a hash counter (dropout's element index): it wraps on purpose.
         params.base = base.wrapping_add(start as u32);
         gpu.dispatch(
             &SHADER,
@@ -130,30 +100,29 @@ fn run_flat<'a>(
             &[],
             bytemuck::bytes_of(&params),
             &bind(start, len),
-            groups(len, op)?,
+            groups(len, WG, op)?,
         )?;
     }
     Ok(())
 }
 
-/// The derivative code of a differentiable unary op, or an error.
+/// The op number (the forward's own, [`Unary::opcode`]) of a unary op that
+/// `unary_backward` differentiates, or an error.
 fn unary_code(op: Unary) -> Result<u32> {
-    Ok(match op {
-        Unary::Relu => 0,
-        Unary::Gelu => 1,
-        Unary::Sigmoid => 2,
-        Unary::Tanh => 3,
-        Unary::Exp => 4,
-        Unary::Log => 5,
-        Unary::Square => 6,
-        Unary::Sqrt => 7,
-        Unary::GeluTanh => 8,
-        other => {
-            return Err(Error::Invalid(format!(
-                "unary_backward: {other:?} has no backward kernel (use the graph's own rule)"
-            )))
-        }
-    })
+    match op {
+        Unary::Relu
+        | Unary::Gelu
+        | Unary::Sigmoid
+        | Unary::Tanh
+        | Unary::Exp
+        | Unary::Log
+        | Unary::Square
+        | Unary::Sqrt
+        | Unary::GeluTanh => Ok(op.opcode()),
+        other => Err(Error::Invalid(format!(
+            "unary_backward: {other:?} has no backward kernel (use the graph's own rule)"
+        ))),
+    }
 }
 
 /// `dx = dy · f'(x)` for `f` = `op`, given the forward input `x` and output `y` (same element
@@ -228,7 +197,7 @@ fn run_rows<'a>(
     rows: usize,
     row_bytes: &[u64],
     state_words: usize,
-    op: &str,
+    op: &'static str,
     bind: impl Fn(usize, usize) -> Vec<BufRange<'a>>,
 ) -> Result<()> {
     if rows == 0 {
@@ -264,8 +233,8 @@ fn run_rows<'a>(
             bufs.push(t.range());
         }
         for &(c0, c1, flags) in &steps {
-            params.c0 = c0 as u32;
-            params.c1 = c1 as u32;
+            params.c0 = u32_of(c0, "the window start", op)?;
+            params.c1 = u32_of(c1, "the window end", op)?;
             params.flags = flags;
             gpu.dispatch(
                 &SHADER,
@@ -553,7 +522,7 @@ pub fn nll_rows(logp: &Tensor, targets: &Tensor) -> Result<Tensor> {
     }
     for (s, n) in gpu.row_chunks(rows, &[cols as u64 * 4, 4])? {
         let params = Params {
-            n: n as u32,
+            n: u32_of(n, "rows", OP)?,
             cols: u32_of(cols, "cols", OP)?,
             ..Default::default()
         };
@@ -567,7 +536,7 @@ pub fn nll_rows(logp: &Tensor, targets: &Tensor) -> Result<Tensor> {
                 elems(targets, s, n),
                 elems(&out, s, n),
             ],
-            groups(n, OP)?,
+            groups(n, WG, OP)?,
         )?;
     }
     Ok(out)
@@ -592,7 +561,7 @@ pub fn softmax_xent_backward(
     }
     for (s, n) in gpu.row_chunks(rows, &[cols as u64 * 4, 4])? {
         let params = Params {
-            n: n as u32,
+            n: u32_of(n, "rows", OP)?,
             cols: u32_of(cols, "cols", OP)?,
             alpha,
             ..Default::default()
@@ -608,7 +577,7 @@ pub fn softmax_xent_backward(
                 g.range(),
                 dx.row_range(s, n),
             ],
-            groups(n * cols, OP)?,
+            groups(n * cols, WG, OP)?,
         )?;
     }
     Ok(dx)

@@ -19,6 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, GpuBuffer, ShaderSource};
+use crate::kernels::launch::{check_f32, groups, u32_of};
 use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
@@ -151,21 +152,6 @@ fn resolve(gpu: &Gpu, tile: Tile, k: usize) -> Tile {
     }
 }
 
-fn groups_for(n: usize, what: &str) -> Result<u32> {
-    u32::try_from(n)
-        .map_err(|_| Error::Invalid(format!("{what}: {n} workgroups exceed one dispatch")))
-}
-
-fn check_f32(t: &Tensor, op: &'static str, name: &str) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::shape(
-            op,
-            format!("{name} must be F32, got {:?}", t.dtype()),
-        ));
-    }
-    Ok(())
-}
-
 /// Layout of a search: batches, queries per batch, codes, dims.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
@@ -283,8 +269,8 @@ pub fn code_terms(codes: &Tensor, metric: Metric) -> Result<Tensor> {
     let d = codes.cols();
     for (start, n) in gpu.row_chunks(rows, &[d as u64 * 4, 8])? {
         let params = Params {
-            rows: n as u32,
-            d: d as u32,
+            rows: u32_of(n, "rows", "code_terms")?,
+            d: u32_of(d, "d", "code_terms")?,
             metric: metric.code(),
             ..Params::zeroed()
         };
@@ -294,7 +280,7 @@ pub fn code_terms(codes: &Tensor, metric: Metric) -> Result<Tensor> {
             &[],
             bytemuck::bytes_of(&params),
             &[codes.row_range(start, n), out.row_range(start, n)],
-            groups_for(n.div_ceil(64), "code_terms")?,
+            groups(n, 64, "code_terms")?,
         )?;
     }
     Ok(out)
@@ -325,7 +311,7 @@ pub fn add_code_penalty(terms: &Tensor, penalty: &Tensor) -> Result<()> {
     let rows = terms.rows();
     for (start, n) in gpu.row_chunks(rows, &[8, 4])? {
         let params = Params {
-            rows: n as u32,
+            rows: u32_of(n, "rows", "add_code_penalty")?,
             ..Params::zeroed()
         };
         gpu.dispatch(
@@ -341,7 +327,7 @@ pub fn add_code_penalty(terms: &Tensor, penalty: &Tensor) -> Result<()> {
                 },
                 terms.row_range(start, n),
             ],
-            groups_for(n.div_ceil(64), "add_code_penalty")?,
+            groups(n, 64, "add_code_penalty")?,
         )?;
     }
     Ok(())
@@ -543,41 +529,41 @@ fn search(
             size: (n * per) as u64 * 4,
         };
         let base = Params {
-            rows: n as u32,
-            row0: row0 as u32,
-            npb: lay.npb as u32,
-            k: k as u32,
-            d: d as u32,
+            rows: u32_of(n, "rows", "search")?,
+            row0: u32_of(row0, "row0", "search")?,
+            npb: u32_of(lay.npb, "npb", "search")?,
+            k: u32_of(k, "k", "search")?,
+            d: u32_of(d, "d", "search")?,
             metric,
             b0: 0,
             c_off: 0,
             a_off: 0,
-            gpb: gpb as u32,
-            topk: per as u32,
-            bfirst: bfirst as u32,
+            gpb: u32_of(gpb, "gpb", "search")?,
+            topk: u32_of(per, "topk", "search")?,
+            bfirst: u32_of(bfirst, "bfirst", "search")?,
             c_begin: 0,
-            c_end: k as u32,
+            c_end: u32_of(k, "c_end", "search")?,
             flags: FIRST_RANGE | LAST_RANGE,
             _pad: 0,
         };
         for c_begin in (0..k).step_by(range) {
             let c_end = (c_begin + range).min(k);
             let base = Params {
-                c_begin: c_begin as u32,
-                c_end: c_end as u32,
+                c_begin: u32_of(c_begin, "c_begin", "search")?,
+                c_end: u32_of(c_end, "c_end", "search")?,
                 flags: if c_begin == 0 { FIRST_RANGE } else { 0 }
                     | if c_end == k { LAST_RANGE } else { 0 },
                 ..base
             };
             if whole {
-                let groups = groups_for((blast - bfirst + 1) * gpb, op)?;
+                let wgs = groups((blast - bfirst + 1) * gpb, 1, op)?;
                 gpu.dispatch(
                     &SHADER,
                     &entry,
                     &[],
                     bytemuck::bytes_of(&base),
                     &[xr, codes.range(), terms.range(), oi, od],
-                    groups,
+                    wgs,
                 )?;
             } else {
                 for b in bfirst..=blast {
@@ -586,10 +572,10 @@ fn search(
                     let (tbuf, toff) =
                         aligned_slice(gpu, terms.buffer(), b as u64 * term_bytes, term_bytes)?;
                     let params = Params {
-                        b0: b as u32,
-                        c_off: (coff.0 / 4) as u32,
-                        a_off: (toff.0 / 8) as u32,
-                        bfirst: b as u32,
+                        b0: u32_of(b, "b0", "search")?,
+                        c_off: u32_of(coff.0 / 4, "c_off", "search")?,
+                        a_off: u32_of(toff.0 / 8, "a_off", "search")?,
+                        bfirst: u32_of(b, "bfirst", "search")?,
                         ..base
                     };
                     let cr = BufRange {
@@ -608,7 +594,7 @@ fn search(
                         &[],
                         bytemuck::bytes_of(&params),
                         &[xr, cr, tr, oi, od],
-                        groups_for(gpb, op)?,
+                        groups(gpb, 1, op)?,
                     )?;
                 }
             }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
+use crate::kernels::launch::{elems, flat_chunks, groups, u32_of, WG};
 use crate::tensor::Tensor;
 
 /// The elementwise shader.
@@ -56,25 +57,81 @@ pub enum Unary {
 }
 
 impl Unary {
-    fn code(self) -> (u32, f32, f32) {
+    /// The number the shaders know this op by: the `UNARY_*` constants of
+    /// `shaders/prelude.wgsl`, which the elementwise kernel, the matmul epilogue and the
+    /// autograd derivative kernel all switch on (a test checks the two lists agree).
+    pub fn opcode(self) -> u32 {
         match self {
-            Unary::Copy => (0, 0.0, 0.0),
-            Unary::Relu => (1, 0.0, 0.0),
-            Unary::Gelu => (2, 0.0, 0.0),
-            Unary::Sigmoid => (3, 0.0, 0.0),
-            Unary::Tanh => (4, 0.0, 0.0),
-            Unary::Exp => (5, 0.0, 0.0),
-            Unary::Log => (6, 0.0, 0.0),
-            Unary::Sqrt => (7, 0.0, 0.0),
-            Unary::Square => (8, 0.0, 0.0),
-            Unary::Scale { alpha, beta } => (9, alpha, beta),
-            Unary::Clamp { min, max } => (10, min, max),
-            Unary::Neg => (11, 0.0, 0.0),
-            Unary::Abs => (12, 0.0, 0.0),
-            Unary::Recip => (13, 0.0, 0.0),
-            Unary::GeluTanh => (14, 0.0, 0.0),
+            Unary::Copy => 0,
+            Unary::Relu => 1,
+            Unary::Gelu => 2,
+            Unary::Sigmoid => 3,
+            Unary::Tanh => 4,
+            Unary::Exp => 5,
+            Unary::Log => 6,
+            Unary::Sqrt => 7,
+            Unary::Square => 8,
+            Unary::Scale { .. } => 9,
+            Unary::Clamp { .. } => 10,
+            Unary::Neg => 11,
+            Unary::Abs => 12,
+            Unary::Recip => 13,
+            Unary::GeluTanh => 14,
         }
     }
+
+    /// The op's number and its two parameters (`alpha`, `beta` of scale and clamp).
+    fn code(self) -> (u32, f32, f32) {
+        let (alpha, beta) = match self {
+            Unary::Scale { alpha, beta } => (alpha, beta),
+            Unary::Clamp { min, max } => (min, max),
+            _ => (0.0, 0.0),
+        };
+        (self.opcode(), alpha, beta)
+    }
+
+    /// The name of the op's `UNARY_*` constant in `shaders/prelude.wgsl`.
+    pub fn wgsl_name(self) -> &'static str {
+        match self {
+            Unary::Copy => "UNARY_COPY",
+            Unary::Relu => "UNARY_RELU",
+            Unary::Gelu => "UNARY_GELU",
+            Unary::Sigmoid => "UNARY_SIGMOID",
+            Unary::Tanh => "UNARY_TANH",
+            Unary::Exp => "UNARY_EXP",
+            Unary::Log => "UNARY_LOG",
+            Unary::Sqrt => "UNARY_SQRT",
+            Unary::Square => "UNARY_SQUARE",
+            Unary::Scale { .. } => "UNARY_SCALE",
+            Unary::Clamp { .. } => "UNARY_CLAMP",
+            Unary::Neg => "UNARY_NEG",
+            Unary::Abs => "UNARY_ABS",
+            Unary::Recip => "UNARY_RECIP",
+            Unary::GeluTanh => "UNARY_GELU_TANH",
+        }
+    }
+
+    /// Every op, with placeholder parameters where it has some.
+    pub const ALL: [Unary; 15] = [
+        Unary::Copy,
+        Unary::Relu,
+        Unary::Gelu,
+        Unary::Sigmoid,
+        Unary::Tanh,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Square,
+        Unary::Scale {
+            alpha: 1.0,
+            beta: 0.0,
+        },
+        Unary::Clamp { min: 0.0, max: 1.0 },
+        Unary::Neg,
+        Unary::Abs,
+        Unary::Recip,
+        Unary::GeluTanh,
+    ];
 
     /// The CPU reference of this op.
     pub fn cpu(self, x: f32) -> f32 {
@@ -193,26 +250,6 @@ struct Params {
     _pad2: [f32; 2],
 }
 
-const WG: usize = 256;
-
-fn groups(n: usize) -> Result<u32> {
-    u32::try_from(n.div_ceil(WG))
-        .map_err(|_| Error::Invalid(format!("{n} elements exceed one dispatch")))
-}
-
-/// Element chunks for flat ops: every chunk's binding within the storage binding limit.
-fn flat_chunks(t: &Tensor) -> Result<Vec<(usize, usize)>> {
-    // View the data as rows of 64 elements (256 bytes, the offset alignment) plus a tail.
-    let n = t.numel();
-    let gpu = t.gpu();
-    let rows = n.div_ceil(64);
-    let chunks = gpu.row_chunks(rows, &[256])?;
-    Ok(chunks
-        .into_iter()
-        .map(|(s, c)| (s * 64, (c * 64).min(n - s * 64)))
-        .collect())
-}
-
 /// out = op(a), elementwise; `out` may not be `a`.
 pub fn unary(a: &Tensor, op: Unary) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape())?;
@@ -232,11 +269,11 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
         return Err(Error::aliasing("unary", "output must not alias the input"));
     }
     let (code, alpha, beta) = op.code();
-    for (start, n) in flat_chunks(a)? {
+    for (start, n) in flat_chunks(a.gpu(), a.numel(), 64)? {
         let params = Params {
             op: code,
             rows: 1,
-            cols: n as u32,
+            cols: u32_of(n, "the chunk length", "unary")?,
             a_rs: 0,
             a_cs: 1,
             b_rs: 0,
@@ -246,26 +283,13 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
             beta,
             _pad2: [0.0; 2],
         };
-        let off = start as u64 * 4;
-        let size = n as u64 * 4;
         a.gpu().dispatch(
             &SHADER,
             "unary",
             &[],
             bytemuck::bytes_of(&params),
-            &[
-                BufRange {
-                    buf: a.buffer(),
-                    offset: off,
-                    size,
-                },
-                BufRange {
-                    buf: out.buffer(),
-                    offset: off,
-                    size,
-                },
-            ],
-            groups(n)?,
+            &[elems(a, start, n), elems(out, start, n)],
+            groups(n, WG, "unary")?,
         )?;
     }
     Ok(())
@@ -275,7 +299,7 @@ pub fn unary_into(a: &Tensor, op: Unary, out: &Tensor) -> Result<()> {
 fn strides(s: &Tensor, rows: usize, cols: usize, op: &'static str) -> Result<(u32, u32)> {
     let (r, c) = (s.rows(), s.cols());
     let rs = if r == rows {
-        c as u32
+        u32_of(c, "the row stride", op)?
     } else if r == 1 {
         0
     } else {
@@ -323,6 +347,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: Binary, out: &Tensor) -> Result<(
     let (rows, cols) = (out.rows(), out.cols());
     let (a_rs, a_cs) = strides(a, rows, cols, "binary")?;
     let (b_rs, b_cs) = strides(b, rows, cols, "binary")?;
+    const OP: &str = "binary";
     if a.same_storage(out) || b.same_storage(out) {
         return Err(Error::aliasing("binary", "output must not alias an input"));
     }
@@ -349,8 +374,8 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: Binary, out: &Tensor) -> Result<(
         let (bo, bsz) = bind(b, b_rs);
         let params = Params {
             op: code,
-            rows: n as u32,
-            cols: cols as u32,
+            rows: u32_of(n, "rows", OP)?,
+            cols: u32_of(cols, "cols", OP)?,
             a_rs,
             a_cs,
             b_rs,
@@ -382,7 +407,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: Binary, out: &Tensor) -> Result<(
                     size: n as u64 * cb,
                 },
             ],
-            groups(n * cols)?,
+            groups(n * cols, WG, OP)?,
         )?;
     }
     Ok(())
@@ -402,11 +427,11 @@ pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         ));
     }
     let out = Tensor::empty(a.gpu(), a.shape())?;
-    for (start, n) in flat_chunks(a)? {
+    for (start, n) in flat_chunks(a.gpu(), a.numel(), 64)? {
         let params = Params {
             op: 0,
             rows: 1,
-            cols: n as u32,
+            cols: u32_of(n, "the chunk length", "select")?,
             a_rs: 0,
             a_cs: 1,
             b_rs: 0,
@@ -416,36 +441,18 @@ pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             beta: 0.0,
             _pad2: [0.0; 2],
         };
-        let off = start as u64 * 4;
-        let size = n as u64 * 4;
         a.gpu().dispatch(
             &SHADER,
             "select_op",
             &[],
             bytemuck::bytes_of(&params),
             &[
-                BufRange {
-                    buf: a.buffer(),
-                    offset: off,
-                    size,
-                },
-                BufRange {
-                    buf: b.buffer(),
-                    offset: off,
-                    size,
-                },
-                BufRange {
-                    buf: cond.buffer(),
-                    offset: off,
-                    size,
-                },
-                BufRange {
-                    buf: out.buffer(),
-                    offset: off,
-                    size,
-                },
+                elems(a, start, n),
+                elems(b, start, n),
+                elems(cond, start, n),
+                elems(&out, start, n),
             ],
-            groups(n)?,
+            groups(n, WG, "select")?,
         )?;
     }
     Ok(out)

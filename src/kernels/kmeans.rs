@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::codebook::Metric;
+use crate::kernels::launch::{groups, rows_of, u32_of};
 use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
@@ -60,11 +61,6 @@ fn metric_code(m: Metric) -> u32 {
     }
 }
 
-fn groups(n: usize, per: usize, op: &str) -> Result<u32> {
-    u32::try_from(n.div_ceil(per))
-        .map_err(|_| Error::Invalid(format!("{op}: {n} items exceed one dispatch")))
-}
-
 fn dispatch(gpu: &Gpu, entry: &str, p: &Params, bufs: &[BufRange<'_>], groups: u32) -> Result<()> {
     gpu.dispatch(&SHADER, entry, &[], bytemuck::bytes_of(p), bufs, groups)
 }
@@ -77,15 +73,6 @@ fn want(t: &Tensor, dtype: DType, numel: usize, op: &'static str, name: &str) ->
         ));
     }
     Ok(())
-}
-
-/// A U32 tensor's rows `[start, start + n)` of width `w` as a binding range.
-fn range_u32(t: &Tensor, start: usize, n: usize, w: usize) -> BufRange<'_> {
-    BufRange {
-        buf: t.buffer(),
-        offset: (start * w) as u64 * 4,
-        size: (n * w) as u64 * 4,
-    }
 }
 
 /// Number of [`BLOCK`]-sized blocks covering `n` points.
@@ -108,8 +95,8 @@ pub fn block_sums_into(v: &Tensor, out: BufRange<'_>) -> Result<()> {
         ));
     }
     let p = Params {
-        n: n as u32,
-        nb: nb as u32,
+        n: u32_of(n, "n", "block_sums_into")?,
+        nb: u32_of(nb, "nb", "block_sums_into")?,
         ..params()
     };
     dispatch(
@@ -154,11 +141,11 @@ pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
         let kout = Tensor::empty_typed(gpu, &[n], DType::U32)?;
         let vout = Tensor::empty_typed(gpu, &[n], DType::U32)?;
         let p = Params {
-            n: n as u32,
-            nb: nb as u32,
+            n: u32_of(n, "n", "sort_keys")?,
+            nb: u32_of(nb, "nb", "sort_keys")?,
             shift: 8 * pass as u32,
             first: (pass == 0) as u32,
-            count: (256 * nb) as u32,
+            count: u32_of(256 * nb, "count", "sort_keys")?,
             ..params()
         };
         {
@@ -166,15 +153,15 @@ pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
                 gpu,
                 "radix_count",
                 &p,
-                &[range_u32(&kin, 0, n, 1), rank.range(), hist.range()],
+                &[rows_of(&kin, 0, n, 1), rank.range(), hist.range()],
                 groups(nb, 1, "sort_keys")?,
             )?;
             // One workgroup scans a window of the counts per dispatch: each invocation sums
             // and rewrites 1/256 of the window, two loops, so windows of 256·SCAN_SEG counts.
             for w0 in (0..256 * nb).step_by(256 * SCAN_SEG) {
                 let sp = Params {
-                    r0: w0 as u32,
-                    rows: (256 * SCAN_SEG).min(256 * nb - w0) as u32,
+                    r0: u32_of(w0, "r0", "sort_keys")?,
+                    rows: u32_of((256 * SCAN_SEG).min(256 * nb - w0), "rows", "sort_keys")?,
                     first: (w0 == 0) as u32,
                     ..p
                 };
@@ -185,12 +172,12 @@ pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
                 "radix_scatter",
                 &p,
                 &[
-                    range_u32(&kin, 0, n, 1),
-                    range_u32(&vin, 0, n, 1),
-                    range_u32(&rank, 0, n, 1),
+                    rows_of(&kin, 0, n, 1),
+                    rows_of(&vin, 0, n, 1),
+                    rows_of(&rank, 0, n, 1),
                     hist.range(),
-                    range_u32(&kout, 0, n, 1),
-                    range_u32(&vout, 0, n, 1),
+                    rows_of(&kout, 0, n, 1),
+                    rows_of(&vout, 0, n, 1),
                 ],
                 groups(n, 256, "sort_keys")?,
             )?;
@@ -213,8 +200,8 @@ pub fn segment_starts(sorted: &Tensor, k: usize) -> Result<Tensor> {
     let n = sorted.numel();
     let starts = Tensor::empty_typed(gpu, &[k + 1], DType::U32)?;
     let p = Params {
-        n: n as u32,
-        k: k as u32,
+        n: u32_of(n, "n", "segment_starts")?,
+        k: u32_of(k, "k", "segment_starts")?,
         ..params()
     };
     let dummy;
@@ -266,14 +253,14 @@ pub fn centroid_sums(x: &Tensor, perm: &Tensor, starts: &Tensor, k: usize) -> Re
     for c0 in (0..width).step_by(window_cols) {
         for (i, &(r0, rows)) in chunks.iter().enumerate() {
             let p = Params {
-                n: n as u32,
-                k: k as u32,
-                d: d as u32,
-                r0: r0 as u32,
-                rows: rows as u32,
+                n: u32_of(n, "n", "centroid_sums")?,
+                k: u32_of(k, "k", "centroid_sums")?,
+                d: u32_of(d, "d", "centroid_sums")?,
+                r0: u32_of(r0, "r0", "centroid_sums")?,
+                rows: u32_of(rows, "rows", "centroid_sums")?,
                 first: (i == 0) as u32,
-                a: c0 as u32,
-                b: (c0 + window_cols).min(width) as u32,
+                a: u32_of(c0, "a", "centroid_sums")?,
+                b: u32_of((c0 + window_cols).min(width), "b", "centroid_sums")?,
                 ..params()
             };
             dispatch(
@@ -332,12 +319,12 @@ pub fn centroid_finish(
     let windows = n.div_ceil(FINISH_WINDOW).max(1);
     for w in 0..windows {
         let p = Params {
-            n: n as u32,
-            k: k as u32,
-            d: d as u32,
+            n: u32_of(n, "n", "centroid_finish")?,
+            k: u32_of(k, "k", "centroid_finish")?,
+            d: u32_of(d, "d", "centroid_finish")?,
             metric: metric_code(metric),
-            a: (w * FINISH_WINDOW) as u32,
-            b: FINISH_WINDOW as u32,
+            a: u32_of(w * FINISH_WINDOW, "a", "centroid_finish")?,
+            b: u32_of(FINISH_WINDOW, "b", "centroid_finish")?,
             first: (w == 0) as u32,
             last: (w + 1 == windows) as u32,
             ..params()
@@ -378,10 +365,10 @@ pub fn set_rows(x: &Tensor, pairs: &Tensor, c: &Tensor, metric: Metric) -> Resul
     }
     for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
         let p = Params {
-            d: d as u32,
-            count: m as u32,
-            r0: r0 as u32,
-            rows: rows as u32,
+            d: u32_of(d, "d", "set_rows")?,
+            count: u32_of(m, "count", "set_rows")?,
+            r0: u32_of(r0, "r0", "set_rows")?,
+            rows: u32_of(rows, "rows", "set_rows")?,
             metric: metric_code(metric),
             ..params()
         };
@@ -414,9 +401,9 @@ pub fn split(
         )));
     }
     let p = Params {
-        d: d as u32,
-        a: donor as u32,
-        b: new as u32,
+        d: u32_of(d, "d", "split")?,
+        a: u32_of(donor, "a", "split")?,
+        b: u32_of(new, "b", "split")?,
         u: scale,
         metric: metric_code(metric),
         ..params()
@@ -439,11 +426,11 @@ pub fn pp_update(
     let gpu = x.gpu();
     for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
         let p = Params {
-            n: n as u32,
-            d: d as u32,
-            count: center as u32,
-            r0: r0 as u32,
-            rows: rows as u32,
+            n: u32_of(n, "n", "pp_update")?,
+            d: u32_of(d, "d", "pp_update")?,
+            count: u32_of(center, "count", "pp_update")?,
+            r0: u32_of(r0, "r0", "pp_update")?,
+            rows: u32_of(rows, "rows", "pp_update")?,
             first: first as u32,
             metric: metric_code(metric),
             ..params()
@@ -474,10 +461,10 @@ pub fn pp_pick(partials: &Tensor, mind: &Tensor, u: f32, step: usize, pair: &Ten
     // Sums of 256 partials each, so that the pick walks at most 256 blocks.
     let supers = block_sums(partials)?;
     let p = Params {
-        n: n as u32,
-        nb: block_count(n) as u32,
+        n: u32_of(n, "n", "pp_pick")?,
+        nb: u32_of(block_count(n), "nb", "pp_pick")?,
         u,
-        count: step as u32,
+        count: u32_of(step, "count", "pp_pick")?,
         ..params()
     };
     dispatch(
@@ -503,10 +490,10 @@ pub fn gather_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
     }
     for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
         let p = Params {
-            d: d as u32,
-            count: m as u32,
-            r0: r0 as u32,
-            rows: rows as u32,
+            d: u32_of(d, "d", "gather_rows")?,
+            count: u32_of(m, "count", "gather_rows")?,
+            r0: u32_of(r0, "r0", "gather_rows")?,
+            rows: u32_of(rows, "rows", "gather_rows")?,
             ..params()
         };
         dispatch(

@@ -17,7 +17,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::elementwise::Unary;
-use crate::tensor::{DType, Tensor};
+use crate::kernels::launch::{check_f32, too_large, u32_of};
+use crate::tensor::Tensor;
 
 /// The matmul shader.
 pub const SHADER: ShaderSource = ShaderSource {
@@ -42,25 +43,25 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn code(self) -> u32 {
+    /// The activation as the unary op it is ([`Activation::None`] is [`Unary::Copy`]).
+    pub fn unary(self) -> Unary {
         match self {
-            Activation::None => 0,
-            Activation::Relu => 1,
-            Activation::Gelu => 2,
-            Activation::Sigmoid => 3,
-            Activation::Tanh => 4,
+            Activation::None => Unary::Copy,
+            Activation::Relu => Unary::Relu,
+            Activation::Gelu => Unary::Gelu,
+            Activation::Sigmoid => Unary::Sigmoid,
+            Activation::Tanh => Unary::Tanh,
         }
+    }
+
+    /// The shader's number for it: the unary op's ([`Unary::opcode`]).
+    fn code(self) -> u32 {
+        self.unary().opcode()
     }
 
     /// The CPU reference of this activation (the same as [`Unary::cpu`]).
     pub fn cpu(self, x: f32) -> f32 {
-        match self {
-            Activation::None => x,
-            Activation::Relu => Unary::Relu.cpu(x),
-            Activation::Gelu => Unary::Gelu.cpu(x),
-            Activation::Sigmoid => Unary::Sigmoid.cpu(x),
-            Activation::Tanh => Unary::Tanh.cpu(x),
-        }
+        self.unary().cpu(x)
     }
 }
 
@@ -369,31 +370,18 @@ fn bind(start: usize, len: usize, align: u64) -> Bind {
     Bind {
         offset,
         size: s + len as u64 * 4 - offset,
+        // Less than `align / 4` (at most 64): the cast cannot truncate.
         skip: ((s - offset) / 4) as u32,
     }
 }
 
-fn to_u32(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Invalid(format!("matmul: {what} = {v} exceeds u32")))
-}
-
-fn check_tensor(t: &Tensor, what: &str) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::Invalid(format!(
-            "matmul: {what} must be f32, not {:?}",
-            t.dtype()
-        )));
-    }
-    Ok(())
-}
-
 fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) -> Result<()> {
     let gpu = a.gpu();
-    check_tensor(a, "A")?;
-    check_tensor(b, "B")?;
-    check_tensor(out, "the output")?;
+    check_f32(a, "matmul", "A")?;
+    check_f32(b, "matmul", "B")?;
+    check_f32(out, "matmul", "the output")?;
     if let Some(bias) = opts.bias {
-        check_tensor(bias, "the bias")?;
+        check_f32(bias, "matmul", "the bias")?;
         if bias.numel() != g.n || bias.cols() != g.n {
             return Err(Error::shape(
                 "matmul",
@@ -488,22 +476,22 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
             .and_then(|v| v.checked_mul(tiles_n))
             .ok_or_else(|| Error::Invalid("matmul: too many workgroups".into()))?;
         let params = Params {
-            m: to_u32(job.nr, "m")?,
-            n: to_u32(n, "n")?,
-            k: to_u32(job.kc, "k")?,
-            batch: to_u32(job.nb, "batch")?,
+            m: u32_of(job.nr, "m", "matmul")?,
+            n: u32_of(n, "n", "matmul")?,
+            k: u32_of(job.kc, "k", "matmul")?,
+            batch: u32_of(job.nb, "batch", "matmul")?,
             a_off: ab.skip,
             b_off: bb.skip,
             c_off: cb.skip,
             flags,
-            a_bs: to_u32(l.a_bs, "the batch stride of A")?,
-            b_bs: to_u32(l.b_bs, "the batch stride of B")?,
-            c_bs: to_u32(l.c_bs, "the batch stride of C")?,
+            a_bs: u32_of(l.a_bs, "the batch stride of A", "matmul")?,
+            b_bs: u32_of(l.b_bs, "the batch stride of B", "matmul")?,
+            c_bs: u32_of(l.c_bs, "the batch stride of C", "matmul")?,
             act: act.code(),
-            lda: to_u32(l.lda(), "lda")?,
-            ldb: to_u32(l.ldb(), "ldb")?,
-            tiles_m: to_u32(tiles_m, "row tiles")?,
-            tiles_n: to_u32(tiles_n, "column tiles")?,
+            lda: u32_of(l.lda(), "lda", "matmul")?,
+            ldb: u32_of(l.ldb(), "ldb", "matmul")?,
+            tiles_m: u32_of(tiles_m, "row tiles", "matmul")?,
+            tiles_n: u32_of(tiles_n, "column tiles", "matmul")?,
         };
         let aligned = [job.kc, n, l.lda(), l.ldb(), l.a_bs, l.b_bs, l.c_bs]
             .iter()
@@ -547,19 +535,10 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
                     size: cb.size,
                 },
             ],
-            to_u32(groups, "the workgroup count")?,
+            u32_of(groups, "the workgroup count", "matmul")?,
         )?;
     }
     Ok(())
-}
-
-fn too_large(what: &str, bytes: u64, cap: u64) -> Error {
-    Error::TooLarge {
-        what: what.to_string(),
-        bytes,
-        limit_name: "max_storage_buffer_binding_size",
-        limit: cap,
-    }
 }
 
 /// Most reduction steps one dispatch runs. llvmpipe (lavapipe) silently stops any shader loop

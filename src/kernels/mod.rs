@@ -34,6 +34,7 @@ pub mod autograd;
 pub mod codebook;
 pub mod elementwise;
 pub mod kmeans;
+pub(crate) mod launch;
 pub mod matmul;
 pub mod movement;
 pub mod norm;

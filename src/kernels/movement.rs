@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
+use crate::kernels::launch::{check_f32, check_u32, groups, rows_of, too_large, u32_of, WG};
 use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
@@ -24,25 +25,12 @@ pub const SHADER: ShaderSource = ShaderSource {
     code: with_prelude!("movement.wgsl"),
 };
 
-/// Invocations per workgroup of the linear kernels.
-const WG: u64 = 256;
 /// Keys per radix-sort block (one per invocation).
 const SORT_BLOCK: usize = 256;
 /// Elements per workgroup of the scan.
 const SCAN_BLOCK: usize = 1024;
 /// Side of a transpose tile.
 const TILE: u64 = 16;
-
-/// Workgroups for `threads` invocations of a 256-wide kernel.
-fn groups(threads: u64, op: &str) -> Result<u32> {
-    u32::try_from(threads.div_ceil(WG))
-        .map_err(|_| Error::Invalid(format!("{op}: {threads} invocations exceed one dispatch")))
-}
-
-/// `v` as a u32 shader parameter, or an error naming what overflowed.
-fn u32_of(v: usize, what: &str, op: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Invalid(format!("{op}: {what} = {v} exceeds u32")))
-}
 
 /// A binding of `len` words of `t` starting at word `start`, from the aligned offset at or
 /// below it: returns the range and the word offset of `start` inside it.
@@ -59,50 +47,9 @@ fn window(t: &Tensor, start: u64, len: u64, align: u64) -> (BufRange<'_>, u32) {
     )
 }
 
-/// Rows `start..start + n` of a tensor whose rows are `row_words` words wide.
-fn rows_of(t: &Tensor, start: usize, n: usize, row_words: usize) -> BufRange<'_> {
-    let rb = row_words as u64 * 4;
-    BufRange {
-        buf: t.buffer(),
-        offset: start as u64 * rb,
-        size: n as u64 * rb,
-    }
-}
-
-fn require_u32(t: &Tensor, op: &str, what: &str) -> Result<()> {
-    if t.dtype() != DType::U32 {
-        return Err(Error::Invalid(format!(
-            "{op}: {what} must be a U32 tensor, got {:?} with shape {:?}",
-            t.dtype(),
-            t.shape()
-        )));
-    }
-    Ok(())
-}
-
-fn require_f32(t: &Tensor, op: &str, what: &str) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::Invalid(format!(
-            "{op}: {what} must be an F32 tensor, got {:?} with shape {:?}",
-            t.dtype(),
-            t.shape()
-        )));
-    }
-    Ok(())
-}
-
 /// The leading dimensions of a shape (all but the last).
 fn lead(shape: &[usize]) -> Vec<usize> {
     shape[..shape.len().saturating_sub(1)].to_vec()
-}
-
-fn too_large(what: String, bytes: u64, limit: u64) -> Error {
-    Error::TooLarge {
-        what,
-        bytes,
-        limit_name: "max_storage_buffer_binding_size",
-        limit,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,7 +75,7 @@ struct GatherParams {
 /// (it is bound in row chunks); the output and the indices are chunked by rows.
 pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
     const OP: &str = "gather_rows";
-    require_u32(idx, OP, "the index tensor")?;
+    check_u32(idx, OP, "the index tensor")?;
     let (n, d, m) = (table.rows(), table.cols(), idx.numel());
     u32_of(n, "table rows", OP)?;
     u32_of(m, "indices", OP)?;
@@ -142,11 +89,11 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
     for &(os, on) in &o_chunks {
         for &(ts, tn) in &t_chunks {
             let params = GatherParams {
-                rows: on as u32,
-                d: d as u32,
-                t_start: ts as u32,
-                t_rows: tn as u32,
-                n: n as u32,
+                rows: u32_of(on, "rows", "gather_rows")?,
+                d: u32_of(d, "d", "gather_rows")?,
+                t_start: u32_of(ts, "t_start", "gather_rows")?,
+                t_rows: u32_of(tn, "t_rows", "gather_rows")?,
+                n: u32_of(n, "n", "gather_rows")?,
                 _pad: [0; 3],
             };
             gpu.dispatch(
@@ -159,7 +106,7 @@ pub fn gather_rows(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
                     rows_of(table, ts, tn, d),
                     rows_of(&out, os, on, d),
                 ],
-                groups(on as u64 * d as u64, OP)?,
+                groups(on * d, WG, OP)?,
             )?;
         }
     }
@@ -229,10 +176,10 @@ struct SortParams {
 }
 
 impl SortParams {
-    fn new(m: usize, n: usize) -> Self {
+    fn new(m: u32, n: u32) -> Self {
         SortParams {
-            m: m as u32,
-            n: n as u32,
+            m,
+            n,
             shift: 0,
             nblocks: 0,
             len: 0,
@@ -268,7 +215,7 @@ impl Segments {
     /// must fit in one storage binding.
     pub fn from_tensor(idx: &Tensor, n: usize) -> Result<Segments> {
         const OP: &str = "Segments::from_tensor";
-        require_u32(idx, OP, "the index tensor")?;
+        check_u32(idx, OP, "the index tensor")?;
         let gpu = idx.gpu();
         let m = idx.numel();
         check_segment_count(gpu, n, OP)?;
@@ -285,23 +232,23 @@ impl Segments {
         }
         let mut keys = Tensor::empty_typed(gpu, &[m], DType::U32)?;
         let mut vals = Tensor::empty_typed(gpu, &[m], DType::U32)?;
-        let base = SortParams::new(m, n);
+        let base = SortParams::new(u32_of(m, "indices", OP)?, u32_of(n, "segments", OP)?);
         gpu.dispatch(
             &SHADER,
             "seg_init",
             &[],
             bytemuck::bytes_of(&base),
             &[idx.range(), keys.range(), vals.range()],
-            groups(m as u64, OP)?,
+            groups(m, WG, OP)?,
         )?;
         // Keys lie in 0..=n: one pass per 8 bits of n.
-        let passes = (32 - (n as u32).leading_zeros()).div_ceil(8);
+        let passes = (32 - base.n.leading_zeros()).div_ceil(8);
         if passes > 0 && m > 0 {
             let counts = Tensor::empty_typed(gpu, &[counts_len], DType::U32)?;
             for pass in 0..passes {
                 let params = SortParams {
                     shift: pass * 8,
-                    nblocks: nblocks as u32,
+                    nblocks: u32_of(nblocks, "nblocks", OP)?,
                     ..base
                 };
                 gpu.dispatch(
@@ -310,7 +257,7 @@ impl Segments {
                     &[],
                     bytemuck::bytes_of(&params),
                     &[keys.range(), counts.range()],
-                    nblocks as u32,
+                    params.nblocks,
                 )?;
                 scan_exclusive(&counts)?;
                 let keys2 = Tensor::empty_typed(gpu, &[m], DType::U32)?;
@@ -327,7 +274,7 @@ impl Segments {
                         keys2.range(),
                         vals2.range(),
                     ],
-                    nblocks as u32,
+                    params.nblocks,
                 )?;
                 keys = keys2;
                 vals = vals2;
@@ -336,8 +283,8 @@ impl Segments {
         let offsets = Tensor::empty_typed(gpu, &[n + 1], DType::U32)?;
         for (start, len) in gpu.row_chunks(n + 1, &[4])? {
             let params = SortParams {
-                len: len as u32,
-                start: start as u32,
+                len: u32_of(len, "len", OP)?,
+                start: u32_of(start, "start", OP)?,
                 ..base
             };
             gpu.dispatch(
@@ -346,7 +293,7 @@ impl Segments {
                 &[],
                 bytemuck::bytes_of(&params),
                 &[keys.range(), rows_of(&offsets, start, len, 1)],
-                groups(len as u64, OP)?,
+                groups(len, WG, OP)?,
             )?;
         }
         Ok(Segments {
@@ -406,8 +353,8 @@ fn scan_exclusive(data: &Tensor) -> Result<()> {
     }
     let sums = Tensor::empty_typed(gpu, &[ng], DType::U32)?;
     let params = SortParams {
-        nblocks: ng as u32,
-        len: len as u32,
+        nblocks: u32_of(ng, "nblocks", "scan_exclusive")?,
+        len: u32_of(len, "len", "scan_exclusive")?,
         ..SortParams::new(0, 0)
     };
     gpu.dispatch(
@@ -416,7 +363,7 @@ fn scan_exclusive(data: &Tensor) -> Result<()> {
         &[],
         bytemuck::bytes_of(&params),
         &[data.range(), sums.range()],
-        ng as u32,
+        params.nblocks,
     )?;
     if ng > 1 {
         scan_exclusive(&sums)?;
@@ -426,7 +373,7 @@ fn scan_exclusive(data: &Tensor) -> Result<()> {
             &[],
             bytemuck::bytes_of(&params),
             &[data.range(), sums.range()],
-            ng as u32,
+            params.nblocks,
         )?;
     }
     Ok(())
@@ -482,7 +429,7 @@ struct ScatterParams {
 /// dispatch costs a pass over the output that ends early where a segment has ended.
 pub fn scatter_add_rows(src: &Tensor, seg: &Segments) -> Result<Tensor> {
     const OP: &str = "scatter_add_rows";
-    require_f32(src, OP, "the source")?;
+    check_f32(src, OP, "the source")?;
     if src.rows() != seg.m {
         return Err(Error::shape(
             "scatter_add_rows",
@@ -518,13 +465,13 @@ pub fn scatter_add_rows(src: &Tensor, seg: &Segments) -> Result<Tensor> {
         for w in 0..windows {
             for (k, &(ss, sn)) in s_chunks.iter().enumerate() {
                 let params = ScatterParams {
-                    rows: on as u32,
-                    d: d as u32,
-                    s_start: ss as u32,
-                    s_rows: sn as u32,
+                    rows: u32_of(on, "rows", "scatter_add_rows")?,
+                    d: u32_of(d, "d", "scatter_add_rows")?,
+                    s_start: u32_of(ss, "s_start", "scatter_add_rows")?,
+                    s_rows: u32_of(sn, "s_rows", "scatter_add_rows")?,
                     accumulate: (w > 0 || k > 0) as u32,
-                    w0: (w * LOOP_BUDGET) as u32,
-                    wlen: LOOP_BUDGET as u32,
+                    w0: u32_of(w * LOOP_BUDGET, "w0", "scatter_add_rows")?,
+                    wlen: u32_of(LOOP_BUDGET, "wlen", "scatter_add_rows")?,
                     _pad: 0,
                 };
                 gpu.dispatch(
@@ -538,7 +485,7 @@ pub fn scatter_add_rows(src: &Tensor, seg: &Segments) -> Result<Tensor> {
                         rows_of(src, ss, sn, d),
                         rows_of(&out, os, on, d),
                     ],
-                    groups(on as u64 * d as u64, OP)?,
+                    groups(on * d, WG, OP)?,
                 )?;
             }
         }
@@ -655,17 +602,17 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
         let wgs = u32::try_from(nb * tiles_r * tiles_c)
             .map_err(|_| Error::Invalid(format!("{OP}: too many tiles for one dispatch")))?;
         let params = TransposeParams {
-            nb: nb as u32,
-            r: r as u32,
-            c: c as u32,
-            r0: r0 as u32,
-            nr: nr as u32,
-            c0: c0 as u32,
-            nc: nc as u32,
+            nb: u32_of(nb, "nb", "transpose")?,
+            r: u32_of(r, "r", "transpose")?,
+            c: u32_of(c, "c", "transpose")?,
+            r0: u32_of(r0, "r0", "transpose")?,
+            nr: u32_of(nr, "nr", "transpose")?,
+            c0: u32_of(c0, "c0", "transpose")?,
+            nc: u32_of(nc, "nc", "transpose")?,
             in_base,
             out_base,
-            tiles_r: tiles_r as u32,
-            tiles_c: tiles_c as u32,
+            tiles_r: u32_of(tiles_r, "tiles_r", "transpose")?,
+            tiles_c: u32_of(tiles_c, "tiles_c", "transpose")?,
             _pad: 0,
         };
         gpu.dispatch(
@@ -753,12 +700,12 @@ pub fn copy_cols_into(
     let gpu = src.gpu();
     for (start, n) in gpu.row_chunks(rows, &[sc as u64 * 4, dc as u64 * 4])? {
         let params = CopyParams {
-            rows: n as u32,
-            width: width as u32,
-            src_stride: sc as u32,
-            src_col: src_col as u32,
-            dst_stride: dc as u32,
-            dst_col: dst_col as u32,
+            rows: u32_of(n, "rows", "copy_cols_into")?,
+            width: u32_of(width, "width", "copy_cols_into")?,
+            src_stride: u32_of(sc, "src_stride", "copy_cols_into")?,
+            src_col: u32_of(src_col, "src_col", "copy_cols_into")?,
+            dst_stride: u32_of(dc, "dst_stride", "copy_cols_into")?,
+            dst_col: u32_of(dst_col, "dst_col", "copy_cols_into")?,
             _pad: [0; 2],
         };
         gpu.dispatch(
@@ -767,7 +714,7 @@ pub fn copy_cols_into(
             &[],
             bytemuck::bytes_of(&params),
             &[rows_of(src, start, n, sc), rows_of(dst, start, n, dc)],
-            groups(n as u64 * width as u64, OP)?,
+            groups(n * width, WG, OP)?,
         )?;
     }
     Ok(())
@@ -872,7 +819,7 @@ fn fill_bits(t: &Tensor, bits: u32) -> Result<()> {
         let start = s * 64;
         let len = (c * 64).min(n - start);
         let params = FillParams {
-            len: len as u32,
+            len: u32_of(len, "len", "fill_bits")?,
             value: bits,
             _pad: [0; 2],
         };
@@ -882,7 +829,7 @@ fn fill_bits(t: &Tensor, bits: u32) -> Result<()> {
             &[],
             bytemuck::bytes_of(&params),
             &[rows_of(t, start, len, 1)],
-            groups(len as u64, "fill")?,
+            groups(len, WG, "fill")?,
         )?;
     }
     Ok(())

@@ -10,7 +10,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
 use crate::kernels::col_windows;
-use crate::kernels::reduce::{check_f32, row_shape};
+use crate::kernels::launch::{check_f32, u32_of};
+use crate::kernels::reduce::row_shape;
 use crate::tensor::Tensor;
 
 /// The norm shader.
@@ -72,10 +73,6 @@ fn walk(
     out
 }
 
-fn to_u32(n: usize, what: &str) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Invalid(format!("{what} ({n}) exceeds one dispatch")))
-}
-
 /// Checks an input and a same-shaped output of a row-wise op.
 fn check_same(x: &Tensor, y: &Tensor, op: &'static str) -> Result<()> {
     check_f32(x, op, "the input")?;
@@ -123,11 +120,11 @@ fn launch_softmax(x: &Tensor, y: &Tensor, log: bool, op: &'static str) -> Result
         let state = Tensor::empty(gpu, &[if steps.len() > 1 { 2 * n } else { 1 }])?;
         for &(c0, c1, flags) in &steps {
             let params = Params {
-                rows: to_u32(n, "rows")?,
-                cols: to_u32(cols, "cols")?,
+                rows: u32_of(n, "rows", "norm")?,
+                cols: u32_of(cols, "cols", "norm")?,
                 eps: 0.0,
-                c0: c0 as u32,
-                c1: c1 as u32,
+                c0: u32_of(c0, "c0", "launch_softmax")?,
+                c1: u32_of(c1, "c1", "launch_softmax")?,
                 flags,
                 _pad: [0; 2],
             };
@@ -283,11 +280,11 @@ pub fn layernorm_into<'a>(
     for (start, n) in gpu.row_chunks(rows, &[rb, 4])? {
         for &(c0, c1, flags) in &steps {
             let params = Params {
-                rows: to_u32(n, "rows")?,
-                cols: to_u32(cols, "cols")?,
+                rows: u32_of(n, "rows", "norm")?,
+                cols: u32_of(cols, "cols", "norm")?,
                 eps,
-                c0: c0 as u32,
-                c1: c1 as u32,
+                c0: u32_of(c0, "c0", "layernorm_into")?,
+                c1: u32_of(c1, "c1", "layernorm_into")?,
                 flags,
                 _pad: [0; 2],
             };

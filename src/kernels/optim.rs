@@ -6,8 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, ShaderSource};
-use crate::kernels::autograd::{elems, flat_chunks, FLAT_BLOCK};
-use crate::kernels::reduce::{check_f32, sum_all};
+use crate::kernels::launch::{check_f32, elems, flat_chunks, groups, u32_of, FLAT_BLOCK, WG};
+use crate::kernels::reduce::sum_all;
 use crate::tensor::Tensor;
 
 /// The optim shader.
@@ -36,11 +36,6 @@ struct Params {
     _pad2: [f32; 2],
 }
 
-fn groups(threads: usize, op: &str) -> Result<u32> {
-    u32::try_from(threads.div_ceil(256))
-        .map_err(|_| Error::Invalid(format!("{op}: {threads} invocations exceed one dispatch")))
-}
-
 /// Σ g² over every tensor of `grads`, as a one-element GPU tensor (nothing is read back).
 ///
 /// Each tensor is summed in blocks of 4096 elements into one shared buffer of partials, then
@@ -60,11 +55,10 @@ pub fn sum_of_squares(grads: &[&Tensor]) -> Result<Tensor> {
     let partials = Tensor::zeros(gpu, &[total_blocks.max(1)])?;
     let mut base = 0usize;
     for g in grads {
-        for (start, len) in flat_chunks(gpu, g.numel())? {
+        for (start, len) in flat_chunks(gpu, g.numel(), FLAT_BLOCK)? {
             let params = Params {
-                n: len as u32,
-                base: u32::try_from(base + start / FLAT_BLOCK)
-                    .map_err(|_| Error::Invalid(format!("{OP}: too many blocks")))?,
+                n: u32_of(len, "the chunk length", OP)?,
+                base: u32_of(base + start / FLAT_BLOCK, "the block index", OP)?,
                 ..Default::default()
             };
             gpu.dispatch(
@@ -73,7 +67,7 @@ pub fn sum_of_squares(grads: &[&Tensor]) -> Result<Tensor> {
                 &[],
                 bytemuck::bytes_of(&params),
                 &[elems(g, start, len), partials.range()],
-                len.div_ceil(FLAT_BLOCK) as u32,
+                groups(len, FLAT_BLOCK, OP)?,
             )?;
         }
         base += g.numel().div_ceil(FLAT_BLOCK);
@@ -222,10 +216,10 @@ pub fn sgd_step(
         ("MOMENTUM", if momentum { 1.0 } else { 0.0 }),
         ("NESTEROV", if h.nesterov && momentum { 1.0 } else { 0.0 }),
     ];
-    for (start, len) in flat_chunks(gpu, param.numel())? {
+    for (start, len) in flat_chunks(gpu, param.numel(), FLAT_BLOCK)? {
         let params = Params {
-            n: len as u32,
-            first: first as u32,
+            n: u32_of(len, "the chunk length", OP)?,
+            first: u32_of(first, "first", "sgd_step")?,
             lr: h.lr,
             wd: h.weight_decay,
             max_norm,
@@ -244,7 +238,7 @@ pub fn sgd_step(
             &consts,
             bytemuck::bytes_of(&params),
             &[elems(param, start, len), b, elems(grad, start, len), gsq],
-            groups(len, OP)?,
+            groups(len, WG, OP)?,
         )?;
     }
     Ok(())
@@ -284,9 +278,9 @@ pub fn adam_step(
         ("CLIP", clip_on),
         ("DECOUPLED", if h.decoupled { 1.0 } else { 0.0 }),
     ];
-    for (start, len) in flat_chunks(gpu, param.numel())? {
+    for (start, len) in flat_chunks(gpu, param.numel(), FLAT_BLOCK)? {
         let params = Params {
-            n: len as u32,
+            n: u32_of(len, "the chunk length", OP)?,
             lr: h.lr,
             wd: h.weight_decay,
             max_norm,
@@ -309,7 +303,7 @@ pub fn adam_step(
                 elems(grad, start, len),
                 gsq,
             ],
-            groups(len, OP)?,
+            groups(len, WG, OP)?,
         )?;
     }
     Ok(())

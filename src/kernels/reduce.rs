@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::col_windows;
+use crate::kernels::launch::{check_f32, u32_of};
 use crate::tensor::{DType, Tensor};
 
 /// The reduce shader.
@@ -92,10 +93,6 @@ const COL_TILE: usize = 64;
 /// Elements per workgroup in one full-sum pass (a multiple of 256).
 const FLAT_BLOCK: usize = 4096;
 
-fn to_u32(n: usize, what: &str) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Invalid(format!("{what} ({n}) exceeds one dispatch")))
-}
-
 /// The shape of a per-row result: the input shape without its last dimension, or `[1]` when
 /// that leaves nothing (a 1-D or scalar input).
 pub fn row_shape(x: &Tensor) -> Vec<usize> {
@@ -105,16 +102,6 @@ pub fn row_shape(x: &Tensor) -> Vec<usize> {
     } else {
         s[..s.len() - 1].to_vec()
     }
-}
-
-pub(crate) fn check_f32(t: &Tensor, op: &'static str, what: &str) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::Invalid(format!(
-            "{op}: {what} must be an f32 tensor, not {:?}",
-            t.dtype()
-        )));
-    }
-    Ok(())
 }
 
 /// Checks a row-op input and its per-row output: f32 input, non-empty rows, `rows` output
@@ -161,12 +148,12 @@ fn launch_rows(x: &Tensor, out: &Tensor, entry: &str, opcode: f64) -> Result<()>
     for (start, n) in gpu.row_chunks(rows, &[cols as u64 * 4, 4])? {
         for (i, &(c0, c1)) in windows.iter().enumerate() {
             let params = Params {
-                rows: to_u32(n, "rows")?,
-                cols: to_u32(cols, "cols")?,
+                rows: u32_of(n, "rows", "reduce")?,
+                cols: u32_of(cols, "cols", "reduce")?,
                 out_base: 0,
                 block: 0,
-                c0: c0 as u32,
-                c1: c1 as u32,
+                c0: u32_of(c0, "c0", "launch_rows")?,
+                c1: u32_of(c1, "c1", "launch_rows")?,
                 flags: if i == 0 { FIRST_WINDOW } else { 0 }
                     | if i + 1 == windows.len() {
                         LAST_WINDOW
@@ -257,10 +244,10 @@ fn col_pass(gpu: &Gpu, src: &Tensor, rows: usize, cols: usize, dst: &Tensor) -> 
     for (start, n) in chunks {
         let blocks = n.div_ceil(COL_BLOCK);
         let params = Params {
-            rows: to_u32(n, "rows")?,
-            cols: to_u32(cols, "cols")?,
-            out_base: to_u32(out_row * cols, "partial sums")?,
-            block: COL_BLOCK as u32,
+            rows: u32_of(n, "rows", "reduce")?,
+            cols: u32_of(cols, "cols", "reduce")?,
+            out_base: u32_of(out_row * cols, "partial sums", "reduce")?,
+            block: u32_of(COL_BLOCK, "block", "col_pass")?,
             ..bytemuck::Zeroable::zeroed()
         };
         gpu.dispatch(
@@ -276,7 +263,7 @@ fn col_pass(gpu: &Gpu, src: &Tensor, rows: usize, cols: usize, dst: &Tensor) -> 
                 },
                 dst.range(),
             ],
-            to_u32(tiles * blocks, "workgroups")?,
+            u32_of(tiles * blocks, "workgroups", "reduce")?,
         )?;
         out_row += blocks;
     }
@@ -360,9 +347,9 @@ fn flat_pass(gpu: &Gpu, src: &Tensor, n: usize, dst: &Tensor) -> Result<()> {
         let len = chunk.min(n - start);
         let params = Params {
             rows: 1,
-            cols: to_u32(len, "elements")?,
-            out_base: to_u32(start / FLAT_BLOCK, "partial sums")?,
-            block: FLAT_BLOCK as u32,
+            cols: u32_of(len, "elements", "reduce")?,
+            out_base: u32_of(start / FLAT_BLOCK, "partial sums", "reduce")?,
+            block: u32_of(FLAT_BLOCK, "block", "flat_pass")?,
             ..bytemuck::Zeroable::zeroed()
         };
         gpu.dispatch(
@@ -378,7 +365,7 @@ fn flat_pass(gpu: &Gpu, src: &Tensor, n: usize, dst: &Tensor) -> Result<()> {
                 },
                 dst.range(),
             ],
-            to_u32(len.div_ceil(FLAT_BLOCK), "workgroups")?,
+            u32_of(len.div_ceil(FLAT_BLOCK), "workgroups", "reduce")?,
         )?;
         start += len;
     }

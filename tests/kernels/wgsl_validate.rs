@@ -64,3 +64,38 @@ fn every_shader_file_has_a_launcher() {
         );
     }
 }
+
+#[test]
+fn unary_op_numbers_agree_between_rust_and_the_prelude() {
+    use semid::kernels::elementwise::Unary;
+    // Every `const UNARY_X: u32 = Nu;` line of the prelude, as (name, number).
+    let consts: Vec<(String, u32)> = semid::kernels::PRELUDE
+        .lines()
+        .filter_map(|l| l.strip_prefix("const UNARY_"))
+        .map(|rest| {
+            let (name, value) = rest
+                .split_once(": u32 = ")
+                .expect("const UNARY_X: u32 = Nu;");
+            let value = value.trim_end_matches(';').trim_end_matches('u');
+            (format!("UNARY_{name}"), value.parse().expect("a number"))
+        })
+        .collect();
+    assert_eq!(
+        consts.len(),
+        Unary::ALL.len(),
+        "one constant per op: {consts:?}"
+    );
+    for op in Unary::ALL {
+        let found = consts.iter().find(|(n, _)| n == op.wgsl_name());
+        assert_eq!(
+            found.map(|&(_, v)| v),
+            Some(op.opcode()),
+            "{op:?}: Rust says {}, the prelude {found:?}",
+            op.opcode()
+        );
+    }
+    let mut numbers: Vec<u32> = consts.iter().map(|&(_, v)| v).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), consts.len(), "two ops share a number");
+}
