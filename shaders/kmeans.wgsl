@@ -1,5 +1,6 @@
-// k-means building blocks: deterministic block sums, a stable radix sort of the assignment
-// (so each cluster's members form one segment in point order), segmented centroid sums, the
+// k-means building blocks: deterministic block sums, segmented centroid sums (the segments come
+// from the stable radix sort of the assignment in shaders/sort.wgsl, so each cluster's members
+// form one segment in point order), the
 // centroid update with its statistics, row copies, splits and the k-means++ seeding steps.
 //
 // No float atomics anywhere: every float sum runs in a fixed order (sequential within an
@@ -17,7 +18,7 @@ struct Params {
     k: u32,       // clusters
     d: u32,       // dimensions
     nb: u32,      // blocks of 256 points
-    shift: u32,   // radix pass: bit shift of the 8-bit digit
+    _p2: u32,
     first: u32,   // 1 on a first pass / first chunk
     metric: u32,  // 0 = squared L2, 1 = cosine
     count: u32,   // entries (pairs, elements) or the k-means++ step
@@ -50,112 +51,6 @@ fn block_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     var s = 0.0;
     for (var i = lo; i < hi; i++) { s += bs_in[i]; }
     bs_out[blk] = s;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Stable LSD radix sort of u32 keys by 8-bit digits (key >> shift) & 255, blocks of 256 keys.
-// radix_count: per block, each key's rank among the block's earlier keys with the same digit,
-// and the block's digit counts into hist[digit * nb + block].
-@group(0) @binding(1) var<storage, read> rc_keys: array<u32>;
-@group(0) @binding(2) var<storage, read_write> rc_rank: array<u32>;
-@group(0) @binding(3) var<storage, read_write> rc_hist: array<u32>;
-
-var<workgroup> rc_cnt: array<u32, 256>;
-
-@compute @workgroup_size(64)
-fn radix_count(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let blk = linear_wid(wg, nwg);
-    if (blk >= p.nb) { return; }
-    for (var i = lid.x; i < 256u; i += 64u) { rc_cnt[i] = 0u; }
-    workgroupBarrier();
-    if (lid.x == 0u) {
-        let lo = blk * 256u;
-        let hi = min(lo + 256u, p.n);
-        for (var i = lo; i < hi; i++) {
-            let dg = (rc_keys[i] >> p.shift) & 255u;
-            let r = rc_cnt[dg];
-            rc_rank[i] = r;
-            rc_cnt[dg] = r + 1u;
-        }
-    }
-    workgroupBarrier();
-    for (var i = lid.x; i < 256u; i += 64u) { rc_hist[i * p.nb + blk] = rc_cnt[i]; }
-}
-
-// radix_scan: exclusive prefix sum in place over the window [r0, r0 + rows) of the `count`
-// u32 values, one workgroup. The running total of the windows so far is carried in
-// sc_data[count] (0 on the first window), so the launcher scans long arrays window by window.
-@group(0) @binding(1) var<storage, read_write> sc_data: array<u32>;
-
-var<workgroup> sc_tot: array<u32, 256>;
-
-@compute @workgroup_size(256)
-fn radix_scan(@builtin(local_invocation_id) lid: vec3<u32>) {
-    let seg = (p.rows + 255u) / 256u;
-    let end = p.r0 + p.rows;
-    let lo = p.r0 + min(lid.x * seg, p.rows);
-    let hi = min(lo + seg, end);
-    var s = 0u;
-    for (var i = lo; i < hi; i++) { s += sc_data[i]; }
-    sc_tot[lid.x] = s;
-    workgroupBarrier();
-    if (lid.x == 0u) {
-        var run = select(sc_data[p.count], 0u, p.first == 1u);
-        for (var t = 0u; t < 256u; t++) {
-            let v = sc_tot[t];
-            sc_tot[t] = run;
-            run += v;
-        }
-        sc_data[p.count] = run;
-    }
-    workgroupBarrier();
-    var run = sc_tot[lid.x];
-    for (var i = lo; i < hi; i++) {
-        let v = sc_data[i];
-        sc_data[i] = run;
-        run += v;
-    }
-}
-
-// radix_scatter: moves key i (and its value; the index i itself on the first pass) to
-// offs[digit * nb + block] + rank[i].
-@group(0) @binding(1) var<storage, read> rs_keys: array<u32>;
-@group(0) @binding(2) var<storage, read> rs_vals: array<u32>;
-@group(0) @binding(3) var<storage, read> rs_rank: array<u32>;
-@group(0) @binding(4) var<storage, read> rs_offs: array<u32>;
-@group(0) @binding(5) var<storage, read_write> rs_keys_out: array<u32>;
-@group(0) @binding(6) var<storage, read_write> rs_vals_out: array<u32>;
-
-@compute @workgroup_size(256)
-fn radix_scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_id(wg, nwg, lid);
-    if (i >= p.n) { return; }
-    let key = rs_keys[i];
-    let dg = (key >> p.shift) & 255u;
-    let pos = rs_offs[dg * p.nb + i / 256u] + rs_rank[i];
-    rs_keys_out[pos] = key;
-    rs_vals_out[pos] = select(rs_vals[i], i, p.first == 1u);
-}
-
-// seg_starts: starts[c] = first position of cluster c in the sorted keys, for c in 0..=k
-// (starts[k] = n). Invocation c (0..=k) binary-searches the first key (clamped to k) >= c.
-@group(0) @binding(1) var<storage, read> ss_keys: array<u32>;
-@group(0) @binding(2) var<storage, read_write> ss_starts: array<u32>;
-
-@compute @workgroup_size(64)
-fn seg_starts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = linear_wid(wg, nwg) * 64u + lid.x;
-    if (c > p.k) { return; }
-    var a = 0u;
-    var b = p.n;
-    while (a < b) {
-        let m = a + (b - a) / 2u;
-        if (min(ss_keys[m], p.k) < c) { a = m + 1u; } else { b = m; }
-    }
-    ss_starts[c] = a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,23 +428,4 @@ fn pp_pick() {
     }
     pk_pair[0] = p.count;
     pk_pair[1] = pick;
-}
-
-// ---------------------------------------------------------------------------------------------
-// gather_rows: out[t] = x[idx[t]] for the `count` listed rows inside the bound chunk of x.
-// One invocation per (listed row, dimension).
-@group(0) @binding(1) var<storage, read> gr_idx: array<u32>;
-@group(0) @binding(2) var<storage, read> gr_x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gr_out: array<f32>;
-
-@compute @workgroup_size(64)
-fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let e = linear_wid(wg, nwg) * 64u + lid.x;
-    if (e >= p.count * p.d) { return; }
-    let t = e / p.d;
-    let j = e - t * p.d;
-    let src = gr_idx[t];
-    if (src < p.r0 || src >= p.r0 + p.rows) { return; }
-    gr_out[e] = gr_x[(src - p.r0) * p.d + j];
 }

@@ -1,4 +1,5 @@
-//! Launcher for `shaders/kmeans.wgsl`: the deterministic pieces of GPU k-means.
+//! Launcher for `shaders/kmeans.wgsl`: the deterministic pieces of GPU k-means (the sort that
+//! groups points by cluster is [`super::sort`]).
 //!
 //! Every float sum runs in a fixed order (no float atomics), so each launcher gives identical
 //! results run to run. Row-indexed data (`x`) is walked in `Gpu::row_chunks` so that inputs
@@ -8,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::codebook::Metric;
-use crate::kernels::launch::{groups, rows_of, u32_of};
+use crate::kernels::launch::{groups, u32_of};
 use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
 
@@ -18,12 +19,8 @@ pub const SHADER: ShaderSource = ShaderSource {
     code: with_prelude!("kmeans.wgsl"),
 };
 
-/// Points per block of [`block_sums`] and of the radix sort.
+/// Points per block of [`block_sums`].
 pub const BLOCK: usize = 256;
-
-/// Counts each scan invocation covers per dispatch: two loops over them plus one over 256
-/// totals stay within [`LOOP_BUDGET`].
-const SCAN_SEG: usize = (LOOP_BUDGET - 512) / 2;
 
 /// Members whose distances one `centroid_finish` dispatch sums per cluster: 64 invocations
 /// stride over them, next to a few loops over the dimensions.
@@ -36,7 +33,7 @@ struct Params {
     k: u32,
     d: u32,
     nb: u32,
-    shift: u32,
+    _p2: u32,
     first: u32,
     metric: u32,
     count: u32,
@@ -113,112 +110,6 @@ pub fn block_sums(v: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(v.gpu(), &[block_count(v.numel()).max(1)])?;
     block_sums_into(v, out.range())?;
     Ok(out)
-}
-
-/// Stable sort of U32 `keys`, all below `k`: returns the sorted keys and the permutation
-/// (`perm[i]` = original position of the i-th sorted key), both U32 of `keys.numel()` values.
-/// LSD radix sort by 8-bit digits, as many passes as `k − 1` needs bytes.
-pub fn sort_keys(keys: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
-    if keys.dtype() != DType::U32 {
-        return Err(Error::shape("sort_keys", "keys must be U32"));
-    }
-    let gpu = keys.gpu();
-    let n = keys.numel();
-    if n == 0 {
-        let e = Tensor::empty_typed(gpu, &[0], DType::U32)?;
-        return Ok((e.clone(), e.deep_clone()?));
-    }
-    let nb = block_count(n);
-    let bits = usize::BITS - (k.max(2) - 1).leading_zeros();
-    let passes = bits.div_ceil(8).max(1) as usize;
-    let rank = Tensor::empty_typed(gpu, &[n], DType::U32)?;
-    // The digit counts, and one more word: the running total between scan windows.
-    let hist = Tensor::empty_typed(gpu, &[256 * nb + 1], DType::U32)?;
-    let mut kin = keys.clone();
-    let mut vin = keys.clone();
-    let mut out = None;
-    for pass in 0..passes {
-        let kout = Tensor::empty_typed(gpu, &[n], DType::U32)?;
-        let vout = Tensor::empty_typed(gpu, &[n], DType::U32)?;
-        let p = Params {
-            n: u32_of(n, "n", "sort_keys")?,
-            nb: u32_of(nb, "nb", "sort_keys")?,
-            shift: 8 * pass as u32,
-            first: (pass == 0) as u32,
-            count: u32_of(256 * nb, "count", "sort_keys")?,
-            ..params()
-        };
-        {
-            dispatch(
-                gpu,
-                "radix_count",
-                &p,
-                &[rows_of(&kin, 0, n, 1), rank.range(), hist.range()],
-                groups(nb, 1, "sort_keys")?,
-            )?;
-            // One workgroup scans a window of the counts per dispatch: each invocation sums
-            // and rewrites 1/256 of the window, two loops, so windows of 256·SCAN_SEG counts.
-            for w0 in (0..256 * nb).step_by(256 * SCAN_SEG) {
-                let sp = Params {
-                    r0: u32_of(w0, "r0", "sort_keys")?,
-                    rows: u32_of((256 * SCAN_SEG).min(256 * nb - w0), "rows", "sort_keys")?,
-                    first: (w0 == 0) as u32,
-                    ..p
-                };
-                dispatch(gpu, "radix_scan", &sp, &[hist.range()], 1)?;
-            }
-            dispatch(
-                gpu,
-                "radix_scatter",
-                &p,
-                &[
-                    rows_of(&kin, 0, n, 1),
-                    rows_of(&vin, 0, n, 1),
-                    rows_of(&rank, 0, n, 1),
-                    hist.range(),
-                    rows_of(&kout, 0, n, 1),
-                    rows_of(&vout, 0, n, 1),
-                ],
-                groups(n, 256, "sort_keys")?,
-            )?;
-        }
-        kin = kout.clone();
-        vin = vout.clone();
-        out = Some((kout, vout));
-    }
-    Ok(out.expect("at least one pass"))
-}
-
-/// Segment starts of sorted U32 keys below `k`: U32 `[k + 1]`, `starts[c]` = first position of
-/// key `c` (or of the next larger key), `starts[k]` = n. Cluster c's members are
-/// `perm[starts[c] .. starts[c + 1]]`.
-pub fn segment_starts(sorted: &Tensor, k: usize) -> Result<Tensor> {
-    if sorted.dtype() != DType::U32 {
-        return Err(Error::shape("segment_starts", "keys must be U32"));
-    }
-    let gpu = sorted.gpu();
-    let n = sorted.numel();
-    let starts = Tensor::empty_typed(gpu, &[k + 1], DType::U32)?;
-    let p = Params {
-        n: u32_of(n, "n", "segment_starts")?,
-        k: u32_of(k, "k", "segment_starts")?,
-        ..params()
-    };
-    let dummy;
-    let keys = if n == 0 {
-        dummy = Tensor::empty_typed(gpu, &[1], DType::U32)?;
-        dummy.range()
-    } else {
-        sorted.range()
-    };
-    dispatch(
-        gpu,
-        "seg_starts",
-        &p,
-        &[keys, starts.range()],
-        groups(k + 1, 64, "segment_starts")?,
-    )?;
-    Ok(starts)
 }
 
 /// Per-cluster sums of the rows of `x [n, d]` (F32 `[k, d]`): cluster c sums, per dimension and
@@ -474,35 +365,4 @@ pub fn pp_pick(partials: &Tensor, mind: &Tensor, u: f32, step: usize, pair: &Ten
         &[partials.range(), mind.range(), pair.range(), supers.range()],
         1,
     )
-}
-
-/// Rows `idx` (U32) of `x [n, d]` as a new `[idx.numel(), d]` tensor.
-pub fn gather_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
-    let (n, d) = (x.rows(), x.cols());
-    if idx.dtype() != DType::U32 {
-        return Err(Error::shape("gather_rows", "indices must be U32"));
-    }
-    let m = idx.numel();
-    let gpu = x.gpu();
-    let out = Tensor::empty(gpu, &[m, d])?;
-    if m == 0 || n == 0 {
-        return Ok(out);
-    }
-    for (r0, rows) in gpu.row_chunks(n, &[d as u64 * 4])? {
-        let p = Params {
-            d: u32_of(d, "d", "gather_rows")?,
-            count: u32_of(m, "count", "gather_rows")?,
-            r0: u32_of(r0, "r0", "gather_rows")?,
-            rows: u32_of(rows, "rows", "gather_rows")?,
-            ..params()
-        };
-        dispatch(
-            gpu,
-            "gather_rows",
-            &p,
-            &[idx.range(), x.row_range(r0, rows), out.range()],
-            groups(m * d, 64, "gather_rows")?,
-        )?;
-    }
-    Ok(out)
 }

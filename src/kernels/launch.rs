@@ -84,7 +84,10 @@ pub(crate) fn too_large(what: impl Into<String>, bytes: u64, limit: u64) -> Erro
 /// and `block * 4` bytes must be a multiple of the 256-byte binding offset alignment, so any
 /// block of 64 elements or a multiple of it works.
 pub(crate) fn flat_chunks(gpu: &Gpu, n: usize, block: usize) -> Result<Vec<(usize, usize)>> {
-    debug_assert!(block.is_multiple_of(64), "block {block} is not a multiple of 64");
+    debug_assert!(
+        block.is_multiple_of(64),
+        "block {block} is not a multiple of 64"
+    );
     let blocks = n.div_ceil(block);
     Ok(gpu
         .row_chunks(blocks, &[block as u64 * 4])?

@@ -7,6 +7,7 @@
 //! | [`reduce`] | `reduce.wgsl` | row reductions, arg-reductions, column sums, full sum |
 //! | [`norm`] | `norm.wgsl` | row softmax, log-softmax, layernorm |
 //! | [`movement`] | `movement.wgsl` | gather, deterministic scatter-add, transpose, concat, slice, fill, copy |
+//! | [`sort`] | `sort.wgsl` | the stable radix sort of u32 indices and lower bounds (k-means, scatter-add segments) |
 //! | [`codebook`] | `codebook.wgsl` | fused nearest-code search (L2, cosine) and top-k |
 //! | [`kmeans`] | `kmeans.wgsl` | k-means updates by deterministic segmented sums |
 //! | [`autograd`] | `autograd.wgsl` | backward kernels of the autograd graph, dropout, row L2-normalise |
@@ -40,6 +41,7 @@ pub mod movement;
 pub mod norm;
 pub mod optim;
 pub mod reduce;
+pub mod sort;
 
 use crate::gpu::ShaderSource;
 
@@ -82,5 +84,6 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         autograd::SHADER,
         optim::SHADER,
         attention::SHADER,
+        sort::SHADER,
     ]
 }

@@ -4,20 +4,22 @@
 //! - [`scatter_add_rows`]: gather's backward, `out[idx[i]] += src[i]`, deterministic: one thread
 //!   owns each output element and sums its rows in a fixed order given by [`Segments`] (CSR
 //!   offsets and order), built once on the CPU ([`Segments::from_slice`]) or on the GPU by a
-//!   stable radix sort ([`Segments::from_tensor`]) and reusable across backward passes.
+//!   stable radix sort of [`super::sort`] ([`Segments::from_tensor`]), reusable across backward
+//!   passes.
 //! - [`transpose`] (batched over leading dimensions), [`concat_cols`], [`slice_cols`],
 //!   [`copy_cols_into`], [`fill`] / [`full`], [`copy`] / [`copy_rows`] / [`copy_rows_into`].
 //!
 //! All ops work on the 2-D view `[rows, cols]` of a tensor (see [`Tensor::rows`]). Copies move
-//! raw 32-bit words, so they work for [`DType::U32`] tensors as well as f32 ones. Launchers of
+//! raw 32-bit words, so they work for [`crate::tensor::DType::U32`] tensors as well as f32 ones. Launchers of
 //! row-independent ops loop over [`Gpu::row_chunks`], so tensors above the storage-binding limit
 //! (128 MiB under default limits) work; each function says what must fit in one binding.
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, ShaderSource};
 use crate::kernels::launch::{check_f32, check_u32, groups, rows_of, too_large, u32_of, WG};
+use crate::kernels::sort::{lower_bounds, sort_indices};
 use crate::kernels::LOOP_BUDGET;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// The movement shader.
 pub const SHADER: ShaderSource = ShaderSource {
@@ -25,10 +27,6 @@ pub const SHADER: ShaderSource = ShaderSource {
     code: with_prelude!("movement.wgsl"),
 };
 
-/// Keys per radix-sort block (one per invocation).
-const SORT_BLOCK: usize = 256;
-/// Elements per workgroup of the scan.
-const SCAN_BLOCK: usize = 1024;
 /// Side of a transpose tile.
 const TILE: u64 = 16;
 
@@ -163,32 +161,6 @@ pub struct Segments {
     max_len: usize,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SortParams {
-    m: u32,
-    n: u32,
-    shift: u32,
-    nblocks: u32,
-    len: u32,
-    start: u32,
-    _pad: [u32; 2],
-}
-
-impl SortParams {
-    fn new(m: u32, n: u32) -> Self {
-        SortParams {
-            m,
-            n,
-            shift: 0,
-            nblocks: 0,
-            len: 0,
-            start: 0,
-            _pad: [0; 2],
-        }
-    }
-}
-
 impl Segments {
     /// Builds the segments on the CPU (a counting sort) from indices on the CPU and uploads
     /// them. Every index must be `< n`; otherwise an error names the first bad position.
@@ -220,85 +192,12 @@ impl Segments {
         let m = idx.numel();
         check_segment_count(gpu, n, OP)?;
         u32_of(m, "indices", OP)?;
-        let lim = gpu.kernel_limits();
-        let nblocks = m.div_ceil(SORT_BLOCK);
-        let counts_len = nblocks * SORT_BLOCK;
-        if counts_len as u64 * 4 > lim.max_storage_binding {
-            return Err(too_large(
-                format!("sorting {m} indices into segments on the GPU"),
-                counts_len as u64 * 4,
-                lim.max_storage_binding,
-            ));
-        }
-        let mut keys = Tensor::empty_typed(gpu, &[m], DType::U32)?;
-        let mut vals = Tensor::empty_typed(gpu, &[m], DType::U32)?;
-        let base = SortParams::new(u32_of(m, "indices", OP)?, u32_of(n, "segments", OP)?);
-        gpu.dispatch(
-            &SHADER,
-            "seg_init",
-            &[],
-            bytemuck::bytes_of(&base),
-            &[idx.range(), keys.range(), vals.range()],
-            groups(m, WG, OP)?,
-        )?;
-        // Keys lie in 0..=n: one pass per 8 bits of n.
-        let passes = (32 - base.n.leading_zeros()).div_ceil(8);
-        if passes > 0 && m > 0 {
-            let counts = Tensor::empty_typed(gpu, &[counts_len], DType::U32)?;
-            for pass in 0..passes {
-                let params = SortParams {
-                    shift: pass * 8,
-                    nblocks: u32_of(nblocks, "nblocks", OP)?,
-                    ..base
-                };
-                gpu.dispatch(
-                    &SHADER,
-                    "radix_count",
-                    &[],
-                    bytemuck::bytes_of(&params),
-                    &[keys.range(), counts.range()],
-                    params.nblocks,
-                )?;
-                scan_exclusive(&counts)?;
-                let keys2 = Tensor::empty_typed(gpu, &[m], DType::U32)?;
-                let vals2 = Tensor::empty_typed(gpu, &[m], DType::U32)?;
-                gpu.dispatch(
-                    &SHADER,
-                    "radix_scatter",
-                    &[],
-                    bytemuck::bytes_of(&params),
-                    &[
-                        keys.range(),
-                        vals.range(),
-                        counts.range(),
-                        keys2.range(),
-                        vals2.range(),
-                    ],
-                    params.nblocks,
-                )?;
-                keys = keys2;
-                vals = vals2;
-            }
-        }
-        let offsets = Tensor::empty_typed(gpu, &[n + 1], DType::U32)?;
-        for (start, len) in gpu.row_chunks(n + 1, &[4])? {
-            let params = SortParams {
-                len: u32_of(len, "len", OP)?,
-                start: u32_of(start, "start", OP)?,
-                ..base
-            };
-            gpu.dispatch(
-                &SHADER,
-                "seg_offsets",
-                &[],
-                bytemuck::bytes_of(&params),
-                &[keys.range(), rows_of(&offsets, start, len, 1)],
-                groups(len, WG, OP)?,
-            )?;
-        }
+        // Stable: each segment lists its positions in ascending order, as `from_slice` does.
+        let (keys, order) = sort_indices(idx, n)?;
+        let offsets = lower_bounds(&keys, n + 1)?;
         Ok(Segments {
             offsets,
-            order: vals,
+            order,
             n,
             m,
             max_len: m,
@@ -339,42 +238,6 @@ fn check_segment_count(gpu: &Gpu, n: usize, op: &str) -> Result<()> {
             limit_name: "max_buffer_size",
             limit: max,
         });
-    }
-    Ok(())
-}
-
-/// In-place exclusive prefix sum of a U32 tensor (multi-level: 1024 per workgroup).
-fn scan_exclusive(data: &Tensor) -> Result<()> {
-    let gpu = data.gpu();
-    let len = data.numel();
-    let ng = len.div_ceil(SCAN_BLOCK);
-    if ng == 0 {
-        return Ok(());
-    }
-    let sums = Tensor::empty_typed(gpu, &[ng], DType::U32)?;
-    let params = SortParams {
-        nblocks: u32_of(ng, "nblocks", "scan_exclusive")?,
-        len: u32_of(len, "len", "scan_exclusive")?,
-        ..SortParams::new(0, 0)
-    };
-    gpu.dispatch(
-        &SHADER,
-        "scan_local",
-        &[],
-        bytemuck::bytes_of(&params),
-        &[data.range(), sums.range()],
-        params.nblocks,
-    )?;
-    if ng > 1 {
-        scan_exclusive(&sums)?;
-        gpu.dispatch(
-            &SHADER,
-            "scan_add",
-            &[],
-            bytemuck::bytes_of(&params),
-            &[data.range(), sums.range()],
-            params.nblocks,
-        )?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ use crate::gpu::{BufRange, Gpu};
 pub use crate::kernels::codebook::Metric;
 use crate::kernels::codebook::{self, SearchOptions};
 use crate::kernels::kmeans as kern;
+use crate::kernels::{movement, sort};
 use crate::rng::Rng;
 use crate::tensor::{DType, Tensor};
 
@@ -331,8 +332,9 @@ pub fn kmeans_with_progress(
     while iters < cfg.max_iters {
         let (assign_t, dist_t) = assign_gpu(gpu, x, &cent, cfg, &opts, &assign, &dist)?;
         kern::block_sums_into(&dist_t, region(0, nbp))?;
-        let (sorted, perm) = kern::sort_keys(&assign_t, k)?;
-        let starts = kern::segment_starts(&sorted, k)?;
+        // Members of each cluster, in point order: a stable sort of the assignment.
+        let (sorted, perm) = sort::sort_indices(&assign_t, k)?;
+        let starts = sort::lower_bounds(&sorted, k + 1)?;
         let sums = kern::centroid_sums(x, &perm, &starts, k)?;
         let new = Tensor::empty(gpu, &[k, d])?;
         kern::centroid_finish(
@@ -498,7 +500,7 @@ fn assign_gpu(
             t = terms.clone();
         } else {
             let idx: Vec<u32> = pending.iter().map(|&p| p as u32).collect();
-            q = kern::gather_rows(x, &Tensor::from_u32(gpu, &idx, &[idx.len()])?)?;
+            q = movement::gather_rows(x, &Tensor::from_u32(gpu, &idx, &[idx.len()])?)?;
             t = terms.deep_clone()?;
             let pen: Vec<f32> = cap
                 .iter()

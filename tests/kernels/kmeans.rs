@@ -5,6 +5,8 @@ use crate::common;
 use common::*;
 
 use semid::kernels::kmeans as kern;
+use semid::kernels::movement::gather_rows;
+use semid::kernels::sort::{lower_bounds, sort_indices};
 use semid::quant::kmeans::{kmeans, kmeans_cpu, EmptyPolicy, Init, KMeansConfig, Metric};
 use semid::rng::Rng;
 use semid::{DType, Tensor};
@@ -399,57 +401,6 @@ fn block_sums_are_sequential_f32_sums() {
     }
 }
 
-fn check_sort(keys: &[u32], k: usize) {
-    let t = Tensor::from_u32(&gpu(), keys, &[keys.len()]).unwrap();
-    let (sorted, perm) = kern::sort_keys(&t, k).unwrap();
-    let mut want: Vec<usize> = (0..keys.len()).collect();
-    want.sort_by_key(|&i| keys[i]); // stable
-    let perm = perm.to_u32().unwrap();
-    let sorted = sorted.to_u32().unwrap();
-    assert_eq!(
-        perm,
-        want.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-        "k {k} n {}",
-        keys.len()
-    );
-    assert_eq!(sorted, want.iter().map(|&i| keys[i]).collect::<Vec<_>>());
-    let starts = kern::segment_starts(
-        &Tensor::from_u32(&gpu(), &sorted, &[sorted.len()]).unwrap(),
-        k,
-    )
-    .unwrap()
-    .to_u32()
-    .unwrap();
-    assert_eq!(starts.len(), k + 1);
-    for (c, &st) in starts.iter().enumerate() {
-        let first = sorted
-            .iter()
-            .position(|&s| s as usize >= c)
-            .unwrap_or(sorted.len());
-        assert_eq!(st as usize, first, "start of {c}");
-    }
-}
-
-#[test]
-fn sort_keys_is_a_stable_sort() {
-    let mut rng = Rng::new(5);
-    for &(n, k) in &[
-        (1, 1),
-        (37, 5),
-        (256, 3),
-        (257, 300),
-        (1000, 1),
-        (5000, 70_000),
-        (3000, 1 << 24),
-    ] {
-        let keys: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
-        check_sort(&keys, k);
-    }
-    // Many duplicates across block boundaries.
-    let keys: Vec<u32> = (0..2000).map(|i| ((i * 7) % 3) as u32).collect();
-    check_sort(&keys, 3);
-}
-
 #[test]
 fn centroid_kernels_match_cpu_with_more_than_65535_clusters() {
     // 70,000 clusters: the per-cluster kernels run 70,000 workgroups.
@@ -461,8 +412,8 @@ fn centroid_kernels_match_cpu_with_more_than_65535_clusters() {
     let old = rand_vec(k * d, 11);
     let xt = upload(&x, &[n, d]);
     let at = Tensor::from_u32(&gpu(), &assign, &[n]).unwrap();
-    let (sorted, perm) = kern::sort_keys(&at, k).unwrap();
-    let starts = kern::segment_starts(&sorted, k).unwrap();
+    let (sorted, perm) = sort_indices(&at, k).unwrap();
+    let starts = lower_bounds(&sorted, k + 1).unwrap();
     let sums = kern::centroid_sums(&xt, &perm, &starts, k).unwrap();
     let new = Tensor::empty(&gpu(), &[k, d]).unwrap();
     let stats = Tensor::empty_typed(&gpu(), &[4 * k], DType::U32).unwrap();
@@ -523,8 +474,8 @@ fn chunked_kernels_handle_x_above_the_binding_limit() {
     assert!(xt.bytes() > gpu().kernel_limits().max_storage_binding);
     let assign: Vec<u32> = (0..n).map(|i| (i % 7 % k) as u32).collect();
     let at = Tensor::from_u32(&gpu(), &assign, &[n]).unwrap();
-    let (sorted, perm) = kern::sort_keys(&at, k).unwrap();
-    let starts = kern::segment_starts(&sorted, k).unwrap();
+    let (sorted, perm) = sort_indices(&at, k).unwrap();
+    let starts = lower_bounds(&sorted, k + 1).unwrap();
     let sums = kern::centroid_sums(&xt, &perm, &starts, k)
         .unwrap()
         .to_vec()
@@ -545,7 +496,7 @@ fn chunked_kernels_handle_x_above_the_binding_limit() {
     // Rows from both chunks.
     let rows = [0u32, 5, 70_000, 132_999];
     let idx = Tensor::from_u32(&gpu(), &rows, &[4]).unwrap();
-    let g = kern::gather_rows(&xt, &idx).unwrap().to_vec().unwrap();
+    let g = gather_rows(&xt, &idx).unwrap().to_vec().unwrap();
     let want: Vec<f32> = rows
         .iter()
         .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].to_vec())
@@ -596,8 +547,8 @@ fn centroid_sums_of_clusters_longer_than_a_loop_limit() {
     let n = 200_000;
     let assign: Vec<u32> = (0..n).map(|i| (i % 10 == 9) as u32).collect();
     let at = Tensor::from_u32(&gpu(), &assign, &[n]).unwrap();
-    let (sorted, perm) = kern::sort_keys(&at, 2).unwrap();
-    let starts = kern::segment_starts(&sorted, 2).unwrap();
+    let (sorted, perm) = sort_indices(&at, 2).unwrap();
+    let starts = lower_bounds(&sorted, 3).unwrap();
     assert_eq!(starts.to_u32().unwrap(), vec![0, 180_000, 200_000]);
     for d in [4, 3, 260] {
         let x = rand_vec(n * d, 60 + d as u64);
@@ -642,41 +593,6 @@ fn centroid_finish_sums_the_distances_of_millions_of_members() {
         );
     }
     assert_eq!(new.to_vec().unwrap(), vec![1.0, 1.0]);
-}
-
-#[test]
-fn sort_keys_longer_than_one_scan_window() {
-    // 8,500,000 keys: the single-workgroup scan of the 8.5M digit counts ran two loops of
-    // 33,204 steps per invocation and left 193,274 keys out of place.
-    let n = 8_500_000;
-    let mut rng = Rng::new(70);
-    let keys: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
-    let t = Tensor::from_u32(&gpu(), &keys, &[n]).unwrap();
-    let (sorted, perm) = kern::sort_keys(&t, 3).unwrap();
-    let starts = kern::segment_starts(&sorted, 3).unwrap().to_u32().unwrap();
-    let perm = perm.to_u32().unwrap();
-    let mut want: Vec<u32> = (0..n as u32).collect();
-    want.sort_by_key(|&i| keys[i as usize]); // stable
-    assert!(perm == want, "the permutation differs from a stable sort");
-    let mut first = vec![0u32; 4];
-    for c in 0..3 {
-        first[c + 1] = first[c] + keys.iter().filter(|&&v| v == c as u32).count() as u32;
-    }
-    assert_eq!(starts, first);
-}
-
-#[test]
-fn segment_starts_across_long_runs_of_empty_clusters() {
-    // 100,000 clusters and keys only at the ends: one invocation used to write the start of
-    // every empty cluster in a gap, and stopped after 65,535 of them.
-    let k = 100_000;
-    let keys: Vec<u32> = [0, 0, 3].into_iter().chain([k as u32 - 1; 4]).collect();
-    let sorted = Tensor::from_u32(&gpu(), &keys, &[keys.len()]).unwrap();
-    let got = kern::segment_starts(&sorted, k).unwrap().to_u32().unwrap();
-    let want: Vec<u32> = (0..=k as u32)
-        .map(|c| keys.iter().filter(|&&v| v < c).count() as u32)
-        .collect();
-    assert!(got == want, "segment starts differ");
 }
 
 #[test]

@@ -16,4 +16,5 @@ mod matmul;
 mod movement;
 mod norm;
 mod reduce;
+mod sort;
 mod wgsl_validate;
