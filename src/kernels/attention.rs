@@ -88,25 +88,25 @@ impl AttentionShape {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    seq: u32,
-    heads: u32,
-    head_dim: u32,
-    q_rs: u32,
-    k_rs: u32,
-    v_rs: u32,
-    o_rs: u32,
-    q_off: u32,
-    k_off: u32,
-    v_off: u32,
-    b0: u32,
-    scale: f32,
-    kbeg: u32,
-    kend: u32,
-    flags: u32,
+uniform! {
+    struct Params {
+        batch: u32,
+        seq: u32,
+        heads: u32,
+        head_dim: u32,
+        q_rs: u32,
+        k_rs: u32,
+        v_rs: u32,
+        o_rs: u32,
+        q_off: u32,
+        k_off: u32,
+        v_off: u32,
+        b0: u32,
+        scale: f32,
+        kbeg: u32,
+        kend: u32,
+        flags: u32,
+    }
 }
 
 /// `Params::flags`: the first key range (start from nothing).
@@ -379,13 +379,13 @@ fn launch(
     Ok(out)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LnParams {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    _pad: u32,
+uniform! {
+    struct LnParams {
+        rows: u32,
+        cols: u32,
+        eps: f32,
+        _pad: u32,
+    }
 }
 
 /// `layernorm(a + b) · gamma + beta` over the last dimension (biased variance, as PyTorch's

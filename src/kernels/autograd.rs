@@ -31,21 +31,22 @@ pub const SHADER: ShaderSource = ShaderSource {
     code: with_prelude!("autograd.wgsl"),
 };
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    cols: u32,
-    op: u32,
-    base: u32,
-    alpha: f32,
-    beta: f32,
-    k0: u32,
-    k1: u32,
-    c0: u32,
-    c1: u32,
-    flags: u32,
-    _pad: u32,
+uniform! {
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        cols: u32,
+        op: u32,
+        base: u32,
+        alpha: f32,
+        beta: f32,
+        k0: u32,
+        k1: u32,
+        c0: u32,
+        c1: u32,
+        flags: u32,
+        _pad: u32,
+    }
 }
 
 // `Params::flags` of the row kernels: the sum pass, the writing pass, and the first and last

@@ -95,25 +95,25 @@ pub struct Nearest {
     pub dist: Tensor,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    row0: u32,
-    npb: u32,
-    k: u32,
-    d: u32,
-    metric: u32,
-    b0: u32,
-    c_off: u32,
-    a_off: u32,
-    gpb: u32,
-    topk: u32,
-    bfirst: u32,
-    c_begin: u32,
-    c_end: u32,
-    flags: u32,
-    _pad: u32,
+uniform! {
+    struct Params {
+        rows: u32,
+        row0: u32,
+        npb: u32,
+        k: u32,
+        d: u32,
+        metric: u32,
+        b0: u32,
+        c_off: u32,
+        a_off: u32,
+        gpb: u32,
+        topk: u32,
+        bfirst: u32,
+        c_begin: u32,
+        c_end: u32,
+        flags: u32,
+        _pad: u32,
+    }
 }
 
 /// `Params::flags`: the first code range (nothing to continue).

@@ -234,20 +234,20 @@ impl Binary {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    op: u32,
-    rows: u32,
-    cols: u32,
-    a_rs: u32,
-    a_cs: u32,
-    b_rs: u32,
-    b_cs: u32,
-    _pad: u32,
-    alpha: f32,
-    beta: f32,
-    _pad2: [f32; 2],
+uniform! {
+    struct Params {
+        op: u32,
+        rows: u32,
+        cols: u32,
+        a_rs: u32,
+        a_cs: u32,
+        b_rs: u32,
+        b_cs: u32,
+        _pad: u32,
+        alpha: f32,
+        beta: f32,
+        _pad2: [f32; 2],
+    }
 }
 
 /// out = op(a), elementwise; `out` may not be `a`.

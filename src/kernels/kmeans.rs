@@ -26,25 +26,25 @@ pub const BLOCK: usize = 256;
 /// stride over them, next to a few loops over the dimensions.
 const FINISH_WINDOW: usize = 64 * (LOOP_BUDGET / 2);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    k: u32,
-    d: u32,
-    nb: u32,
-    _p2: u32,
-    first: u32,
-    metric: u32,
-    count: u32,
-    r0: u32,
-    rows: u32,
-    a: u32,
-    b: u32,
-    u: f32,
-    last: u32,
-    _p0: u32,
-    _p1: u32,
+uniform! {
+    struct Params {
+        n: u32,
+        k: u32,
+        d: u32,
+        nb: u32,
+        _p2: u32,
+        first: u32,
+        metric: u32,
+        count: u32,
+        r0: u32,
+        rows: u32,
+        a: u32,
+        b: u32,
+        u: f32,
+        last: u32,
+        _p0: u32,
+        _p1: u32,
+    }
 }
 
 fn params() -> Params {

@@ -237,25 +237,26 @@ pub fn matmul_into(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor) -> R
     run(a, b, opts, out, &g)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
-    flags: u32,
-    a_bs: u32,
-    b_bs: u32,
-    c_bs: u32,
-    act: u32,
-    lda: u32,
-    ldb: u32,
-    tiles_m: u32,
-    tiles_n: u32,
+uniform! {
+    #[derive(Debug, Default)]
+    struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch: u32,
+        a_off: u32,
+        b_off: u32,
+        c_off: u32,
+        flags: u32,
+        a_bs: u32,
+        b_bs: u32,
+        c_bs: u32,
+        act: u32,
+        lda: u32,
+        ldb: u32,
+        tiles_m: u32,
+        tiles_n: u32,
+    }
 }
 
 /// Rows and columns of C computed by one register-tile invocation (fixed in the shader).

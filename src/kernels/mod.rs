@@ -27,6 +27,33 @@ macro_rules! with_prelude {
     };
 }
 
+/// Defines a kernel's uniform struct: `#[repr(C)]`, `Pod`, and (under test) its member names
+/// and byte offsets, which `uniform_layout` compares with the WGSL struct of the same name as
+/// naga lays it out. A member added, dropped, reordered or padded on one side only then fails
+/// a test instead of silently shifting every later parameter on the GPU.
+macro_rules! uniform {
+    (
+        $(#[$attr:meta])*
+        struct $name:ident {
+            $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        pub(crate) struct $name {
+            $($(#[$fattr])* $field: $ty),*
+        }
+
+        #[cfg(test)]
+        impl $name {
+            /// Member names and byte offsets, in declaration order.
+            pub(crate) const MEMBERS: &'static [(&'static str, usize)] =
+                &[$((stringify!($field), std::mem::offset_of!($name, $field))),*];
+        }
+    };
+}
+
 /// The shared WGSL prelude (`shaders/prelude.wgsl`) that every shader source starts with.
 pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
@@ -42,6 +69,8 @@ pub mod norm;
 pub mod optim;
 pub mod reduce;
 pub mod sort;
+#[cfg(test)]
+mod uniform_layout;
 
 use crate::gpu::ShaderSource;
 

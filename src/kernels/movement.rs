@@ -53,15 +53,15 @@ fn lead(shape: &[usize]) -> Vec<usize> {
 // ---------------------------------------------------------------------------------------------
 // gather
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GatherParams {
-    rows: u32,
-    d: u32,
-    t_start: u32,
-    t_rows: u32,
-    n: u32,
-    _pad: [u32; 3],
+uniform! {
+    struct GatherParams {
+        rows: u32,
+        d: u32,
+        t_start: u32,
+        t_rows: u32,
+        n: u32,
+        _pad: [u32; 3],
+    }
 }
 
 /// Embedding lookup: row `i` of the result is row `idx[i]` of the 2-D view `[n, d]` of `table`.
@@ -264,17 +264,17 @@ pub fn segments_cpu(idx: &[u32], n: usize) -> (Vec<u32>, Vec<u32>) {
     (offsets, order)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ScatterParams {
-    rows: u32,
-    d: u32,
-    s_start: u32,
-    s_rows: u32,
-    accumulate: u32,
-    w0: u32,
-    wlen: u32,
-    _pad: u32,
+uniform! {
+    struct ScatterParams {
+        rows: u32,
+        d: u32,
+        s_start: u32,
+        s_rows: u32,
+        accumulate: u32,
+        w0: u32,
+        wlen: u32,
+        _pad: u32,
+    }
 }
 
 /// Scatter-add, gather's backward: `out[idx[i], :] += src[i, :]` into a new `[n, d]` F32
@@ -374,21 +374,21 @@ pub fn scatter_add_rows_cpu(src: &[f32], d: usize, idx: &[u32], n: usize) -> Vec
 // ---------------------------------------------------------------------------------------------
 // transpose
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct TransposeParams {
-    nb: u32,
-    r: u32,
-    c: u32,
-    r0: u32,
-    nr: u32,
-    c0: u32,
-    nc: u32,
-    in_base: u32,
-    out_base: u32,
-    tiles_r: u32,
-    tiles_c: u32,
-    _pad: u32,
+uniform! {
+    struct TransposeParams {
+        nb: u32,
+        r: u32,
+        c: u32,
+        r0: u32,
+        nr: u32,
+        c0: u32,
+        nc: u32,
+        in_base: u32,
+        out_base: u32,
+        tiles_r: u32,
+        tiles_c: u32,
+        _pad: u32,
+    }
 }
 
 /// Transposes the last two dimensions: `[..., r, c] -> [..., c, r]`, batched over the leading
@@ -507,16 +507,16 @@ pub fn transpose_cpu<T: Copy>(x: &[T], batch: usize, r: usize, c: usize) -> Vec<
 // ---------------------------------------------------------------------------------------------
 // column blocks: concat, slice
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct CopyParams {
-    rows: u32,
-    width: u32,
-    src_stride: u32,
-    src_col: u32,
-    dst_stride: u32,
-    dst_col: u32,
-    _pad: [u32; 2],
+uniform! {
+    struct CopyParams {
+        rows: u32,
+        width: u32,
+        src_stride: u32,
+        src_col: u32,
+        dst_stride: u32,
+        dst_col: u32,
+        _pad: [u32; 2],
+    }
 }
 
 /// Copies columns `src_col..src_col + width` of `src` into columns `dst_col..dst_col + width`
@@ -666,12 +666,12 @@ pub fn slice_cols_cpu<T: Copy>(x: &[T], cols: usize, start: usize, end: usize) -
 // ---------------------------------------------------------------------------------------------
 // fill and copy
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FillParams {
-    len: u32,
-    value: u32,
-    _pad: [u32; 2],
+uniform! {
+    struct FillParams {
+        len: u32,
+        value: u32,
+        _pad: [u32; 2],
+    }
 }
 
 fn fill_bits(t: &Tensor, bits: u32) -> Result<()> {

@@ -23,17 +23,17 @@ pub const SHADER: ShaderSource = ShaderSource {
 /// PyTorch's default layernorm epsilon.
 pub const LAYERNORM_EPS: f32 = 1e-5;
 
-/// Uniform of every norm entry point; mirrors `Params` in norm.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    c0: u32,
-    c1: u32,
-    flags: u32,
-    _pad: [u32; 2],
+uniform! {
+    /// Uniform of every norm entry point; mirrors `Params` in norm.wgsl.
+    struct Params {
+        rows: u32,
+        cols: u32,
+        eps: f32,
+        c0: u32,
+        c1: u32,
+        flags: u32,
+        _pad: [u32; 2],
+    }
 }
 
 // `Params::flags` of softmax: the statistics pass, the writing pass, the first window.

@@ -16,24 +16,25 @@ pub const SHADER: ShaderSource = ShaderSource {
     code: with_prelude!("optim.wgsl"),
 };
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    base: u32,
-    first: u32,
-    _pad: u32,
-    lr: f32,
-    wd: f32,
-    max_norm: f32,
-    momentum: f32,
-    dampening: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    bc1: f32,
-    bc2_sqrt: f32,
-    _pad2: [f32; 2],
+uniform! {
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        base: u32,
+        first: u32,
+        _pad: u32,
+        lr: f32,
+        wd: f32,
+        max_norm: f32,
+        momentum: f32,
+        dampening: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        bc1: f32,
+        bc2_sqrt: f32,
+        _pad2: [f32; 2],
+    }
 }
 
 /// Σ g² over every tensor of `grads`, as a one-element GPU tensor (nothing is read back).

@@ -67,18 +67,18 @@ impl RowReduce {
     }
 }
 
-/// Uniform of every reduce entry point; mirrors `Params` in reduce.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    out_base: u32,
-    block: u32,
-    c0: u32,
-    c1: u32,
-    flags: u32,
-    _pad: u32,
+uniform! {
+    /// Uniform of every reduce entry point; mirrors `Params` in reduce.wgsl.
+    struct Params {
+        rows: u32,
+        cols: u32,
+        out_base: u32,
+        block: u32,
+        c0: u32,
+        c1: u32,
+        flags: u32,
+        _pad: u32,
+    }
 }
 
 /// `Params::flags` of the row kernels: the first column window (nothing to combine).

@@ -22,17 +22,18 @@ const BLOCK: usize = 256;
 /// Elements per workgroup of the scan (four per invocation).
 const SCAN_BLOCK: usize = 1024;
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct SortParams {
-    m: u32,
-    n: u32,
-    shift: u32,
-    nblocks: u32,
-    len: u32,
-    start: u32,
-    _p0: u32,
-    _p1: u32,
+uniform! {
+    #[derive(Default)]
+    struct SortParams {
+        m: u32,
+        n: u32,
+        shift: u32,
+        nblocks: u32,
+        len: u32,
+        start: u32,
+        _p0: u32,
+        _p1: u32,
+    }
 }
 
 /// Sorts `min(idx[i], bound)` stably, carrying the positions `i`: returns the sorted keys and
