@@ -1,4 +1,5 @@
-//! Launcher for `shaders/codebook.wgsl`: fused nearest-code search and top-k.
+//! Launcher for the generated codebook shader ([`super::codebook_gen`], written by `build.rs`):
+//! fused nearest-code search and top-k.
 //!
 //! Queries `x [.., n, d]` are compared with codes `[k, d]` (one codebook shared by every query)
 //! or `[b, k, d]` (one codebook per batch, with `x [b, n, d]`). Each invocation keeps an R × C
@@ -19,6 +20,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufRange, Gpu, GpuBuffer, ShaderSource};
+use crate::kernels::codebook_gen::{self, TileShape, TILES, TOPK_TILES};
 use crate::kernels::launch::{check_f32, groups, u32_of};
 use crate::kernels::LOOP_BUDGET;
 use crate::tensor::{DType, Tensor};
@@ -26,11 +28,16 @@ use crate::tensor::{DType, Tensor};
 /// The codebook shader.
 pub const SHADER: ShaderSource = ShaderSource {
     name: "codebook",
-    code: with_prelude!("codebook.wgsl"),
+    // Generated at build time from the tile tables that `tile_shape` reads too.
+    code: concat!(
+        include_str!("../../shaders/prelude.wgsl"),
+        "\n",
+        include_str!(concat!(env!("OUT_DIR"), "/codebook.wgsl"))
+    ),
 };
 
 /// Longest top-k list [`top_k`] supports.
-pub const MAX_TOP_K: usize = 64;
+pub const MAX_TOP_K: usize = codebook_gen::KMAX;
 
 /// Distance used to compare queries with codes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,18 +128,18 @@ const FIRST_RANGE: u32 = 1;
 /// `Params::flags`: the last code range (distances are clamped at 0).
 const LAST_RANGE: u32 = 2;
 
-/// (entry-point stem, queries per invocation, invocations per workgroup, codes per tile).
-fn tile_shape(tile: Tile) -> (&'static str, usize, usize, usize) {
-    match tile {
-        Tile::Wide => ("nearest_wide", 32, 8, 32),
-        Tile::Medium | Tile::Auto => ("nearest_medium", 4, 64, 8),
-        Tile::Small => ("nearest_small", 1, 64, 4),
-    }
+/// The register tile of a search: one of the generator's tables ([`codebook_gen::TILES`]).
+fn tile_shape(tile: Tile) -> TileShape {
+    let name = match tile {
+        Tile::Wide => "wide",
+        Tile::Medium | Tile::Auto => "medium",
+        Tile::Small => "small",
+    };
+    *TILES
+        .iter()
+        .find(|t| t.name == name)
+        .expect("every Tile has a generated entry point")
 }
-
-/// Queries per invocation, invocations per workgroup and codes per tile of the top-k entry
-/// point.
-const TOPK_SHAPE: (usize, usize, usize) = (4, 32, 8);
 
 /// Codes one search dispatch compares with, a multiple of the tile width: each tile costs a
 /// loop over the `width` values of a row (d, or d / 4 for vec4 rows), and for top-k up to `kk`
@@ -488,10 +495,14 @@ fn search(
     let (k, d) = (lay.k, lay.d);
     let per = topk.unwrap_or(1);
     let v4 = d.is_multiple_of(4);
-    let (entry, qpi, wg, tile_codes) = match topk {
-        Some(_) => ("topk", TOPK_SHAPE.0, TOPK_SHAPE.1, TOPK_SHAPE.2),
-        None => tile_shape(resolve(gpu, opts.tile, k)),
+    let (entry, shape) = match topk {
+        Some(_) => (TOPK_TILES[0].name.to_string(), TOPK_TILES[0]),
+        None => {
+            let t = tile_shape(resolve(gpu, opts.tile, k));
+            (format!("nearest_{}", t.name), t)
+        }
     };
+    let (qpi, wg, tile_codes) = (shape.queries, shape.workgroup, shape.codes);
     let width = if v4 { d / 4 } else { d };
     let range = codes_per_dispatch(width, qpi, tile_codes, topk);
     let entry = format!("{entry}_{}", if v4 { "v4" } else { "s" });
