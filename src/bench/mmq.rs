@@ -8,7 +8,7 @@
 //! latents before the clock starts; dead codes are not tracked, so a timed run is the recorded
 //! step and a wait for the GPU (`Gpu::sync`). `--quick`: batch 256, widths 96 and 64.
 
-use super::{record, time_runs, BenchOptions, Workload};
+use super::{dispatch_figures, merge, record, time_runs, BenchOptions, Workload};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::pipeline::normalize_rows;
@@ -57,15 +57,19 @@ fn mmq_step(gpu: &Gpu, opts: &BenchOptions) -> Result<Value> {
         trainer.step(&x)?;
         gpu.sync()
     })?;
+    let dispatch = dispatch_figures(gpu, opts.reps, || trainer.step(&x).map(|_| ()))?;
     Ok(record(
         gpu,
         "mmq_step",
         &t,
         opts.quick,
-        json!({
-            "items_per_s": batch as f64 / t.median_s,
-            "batch": batch, "dims": [dt, da], "tokens": trainer.layout().tokens(),
-            "k": cfg.k, "latent": cfg.latent,
-        }),
+        merge(
+            json!({
+                "items_per_s": batch as f64 / t.median_s,
+                "batch": batch, "dims": [dt, da], "tokens": trainer.layout().tokens(),
+                "k": cfg.k, "latent": cfg.latent,
+            }),
+            dispatch,
+        ),
     ))
 }

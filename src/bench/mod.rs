@@ -64,6 +64,43 @@ pub fn time_runs(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timin
     })
 }
 
+/// What a training step costs in dispatches: records the step `runs` times (at least 3), each
+/// time counting its dispatches and timing the recording alone (CPU work: shape checks,
+/// uniform and bind-group creation, encoding), then waits for the GPU outside the clock.
+/// Returns `dispatches_per_step` and `record_us_per_dispatch` (median recording time over the
+/// dispatch count), the figures by which issue 10's dispatch-path work is judged.
+pub fn dispatch_figures(
+    gpu: &Gpu,
+    runs: usize,
+    mut record_step: impl FnMut() -> Result<()>,
+) -> Result<Value> {
+    let mut times = Vec::new();
+    let mut count = 0;
+    for _ in 0..runs.max(3) {
+        gpu.sync()?;
+        let d0 = gpu.dispatches();
+        let start = Instant::now();
+        record_step()?;
+        times.push(start.elapsed().as_secs_f64());
+        count = gpu.dispatches() - d0;
+        gpu.sync()?;
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times[times.len() / 2];
+    Ok(json!({
+        "dispatches_per_step": count,
+        "record_us_per_dispatch": median * 1e6 / count.max(1) as f64,
+    }))
+}
+
+/// Merges the fields of `extra` (a JSON object) into `base` (a JSON object).
+pub fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+        b.extend(e);
+    }
+    base
+}
+
 /// One JSON line of results, with the fields BENCH.md requires.
 pub fn record(gpu: &Gpu, workload: &str, timing: &Timing, quick: bool, figures: Value) -> Value {
     let mut m = Map::new();

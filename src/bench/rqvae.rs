@@ -9,7 +9,7 @@
 //! before the clock starts, as the tokenizer does on its first batch. A timed run records the
 //! step and waits for the GPU (`Gpu::sync`). `--quick`: batch 256, input 256.
 
-use super::{record, time_runs, BenchOptions, Workload};
+use super::{dispatch_figures, merge, record, time_runs, BenchOptions, Workload};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::quant::rqvae::{OptimizerKind, RqVaeConfig, RqVaeTrainer};
@@ -55,14 +55,18 @@ fn rqvae_step(gpu: &Gpu, opts: &BenchOptions) -> Result<Value> {
         trainer.step(&x)?;
         gpu.sync()
     })?;
+    let dispatch = dispatch_figures(gpu, opts.reps, || trainer.step(&x).map(|_| ()))?;
     Ok(record(
         gpu,
         "rqvae_step",
         &t,
         opts.quick,
-        json!({
-            "items_per_s": batch as f64 / t.median_s,
-            "batch": batch, "dims": dim, "levels": cfg.levels, "k": cfg.k, "latent": cfg.latent,
-        }),
+        merge(
+            json!({
+                "items_per_s": batch as f64 / t.median_s,
+                "batch": batch, "dims": dim, "levels": cfg.levels, "k": cfg.k, "latent": cfg.latent,
+            }),
+            dispatch,
+        ),
     ))
 }

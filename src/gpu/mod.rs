@@ -66,6 +66,8 @@ struct Recording {
     encoder: Option<wgpu::CommandEncoder>,
     dispatches: usize,
     submissions: u64,
+    /// Dispatches recorded since the device was opened (for `semid bench`'s per-step counts).
+    total_dispatches: u64,
 }
 
 struct Inner {
@@ -125,6 +127,7 @@ impl Gpu {
                     encoder: None,
                     dispatches: 0,
                     submissions: 0,
+                    total_dispatches: 0,
                 }),
                 errors,
             }),
@@ -182,6 +185,11 @@ impl Gpu {
     /// Number of queue submissions so far (readbacks and flushes).
     pub fn submissions(&self) -> u64 {
         self.inner.rec.lock().expect("rec lock").submissions
+    }
+
+    /// Number of dispatches recorded so far (benchmarks count them per training step).
+    pub fn dispatches(&self) -> u64 {
+        self.inner.rec.lock().expect("rec lock").total_dispatches
     }
 
     /// Bytes held in free pooled buffers.
@@ -367,6 +375,7 @@ impl Gpu {
                 pass.dispatch_workgroups(x, y, z);
             }
             rec.dispatches += 1;
+            rec.total_dispatches += 1;
             rec.dispatches >= AUTO_FLUSH_DISPATCHES
         };
         if flush_now {
