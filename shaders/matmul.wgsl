@@ -46,10 +46,17 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// The activation is a unary op number (UNARY_COPY for none); apply_unary is the elementwise
-// kernels' own, from shaders/prelude.wgsl.
+// The activation is a unary op number (UNARY_COPY for none, from shaders/prelude.wgsl). Only
+// the five epilogue activations are switched on here, not all of apply_unary: the epilogue runs
+// inside the register tile, and the smaller function keeps the tile's code tight on llvmpipe.
 fn activate(x: f32) -> f32 {
-    return apply_unary(p.act, x, 0.0, 0.0);
+    switch p.act {
+        case UNARY_RELU: { return max(x, 0.0); }
+        case UNARY_GELU: { return gelu_erf(x); }
+        case UNARY_SIGMOID: { return sigmoid(x); }
+        case UNARY_TANH: { return tanh(x); }
+        default: { return x; }
+    }
 }
 
 fn activate4(v: vec4<f32>) -> vec4<f32> {

@@ -332,8 +332,9 @@ pub fn kmeans_with_progress(
     while iters < cfg.max_iters {
         let (assign_t, dist_t) = assign_gpu(gpu, x, &cent, cfg, &opts, &assign, &dist)?;
         kern::block_sums_into(&dist_t, region(0, nbp))?;
-        // Members of each cluster, in point order: a stable sort of the assignment.
-        let (sorted, perm) = sort::sort_indices(&assign_t, k)?;
+        // Members of each cluster, in point order: a stable sort of the assignment. Its keys
+        // are below k, so the bound is k − 1 (k = 256 then takes one radix pass, not two).
+        let (sorted, perm) = sort::sort_indices(&assign_t, k.saturating_sub(1))?;
         let starts = sort::lower_bounds(&sorted, k + 1)?;
         let sums = kern::centroid_sums(x, &perm, &starts, k)?;
         let new = Tensor::empty(gpu, &[k, d])?;
