@@ -521,3 +521,58 @@ fn broken_run_folders_are_refused_with_the_file_named() {
     let e = load_code_tables(&[d.join("f")], &ids(&["x"])).unwrap_err();
     assert!(e.to_string().contains("repeats"), "{e}");
 }
+
+#[test]
+fn the_codes_of_a_real_tokenize_run_load_and_match_its_results() {
+    use semid::data::{ItemEmbeddings, Modality};
+    use semid::pipeline::{tokenize, RunOptions};
+    let d = tmp_dir("real-run");
+    let out = d.join("run");
+    let n = 40;
+    let emb = ItemEmbeddings {
+        ids: (0..n).map(|i| format!("movie, {i}")).collect(),
+        modalities: vec![
+            Modality {
+                name: "text".into(),
+                dim: 6,
+                data: crate::common::rand_vec(n * 6, 1),
+            },
+            Modality {
+                name: "genre".into(),
+                dim: 4,
+                data: crate::common::rand_vec(n * 4, 2),
+            },
+        ],
+    };
+    let mut cfg = semid::SemidConfig {
+        method: semid::Method::RqKmeans,
+        ..Default::default()
+    };
+    cfg.rq_kmeans.levels = 2;
+    cfg.rq_kmeans.k = 3;
+    let results = tokenize(
+        &crate::common::gpu(),
+        &emb,
+        &cfg,
+        &mut RunOptions {
+            out: &out,
+            mode: Default::default(),
+            labels: None,
+            progress: &mut |_, _, _| {},
+        },
+    )
+    .unwrap();
+    // The log names the items in reverse order and leaves the first five out.
+    let log_ids: Vec<String> = emb.ids[5..].iter().rev().cloned().collect();
+    let t = load_code_tables(&[&out], &log_ids).unwrap();
+    let names: Vec<&str> = t.families.iter().map(|f| f.family.as_str()).collect();
+    assert_eq!(names, ["text", "genre", "joint"]);
+    for r in &results {
+        let f = t.family(&r.name).unwrap();
+        assert_eq!(f.k, r.final_codes.sizes, "{}", r.name);
+        for (row, id) in log_ids.iter().enumerate() {
+            let i = emb.ids.iter().position(|x| x == id).unwrap();
+            assert_eq!(f.item(row), r.final_codes.item(i), "{} item {id}", r.name);
+        }
+    }
+}
