@@ -347,7 +347,10 @@ fn bad_predictions_files_name_the_file_line_and_field() {
 
 /// A finished run folder as `semid tokenize` writes it: manifest, `codes.csv`,
 /// `codes_<family>.npy`, `metrics.json` (codebook sizes of the semantic levels).
-fn fake_run(dir: &Path, ids: &[&str], families: &[(&str, Vec<usize>, Vec<Vec<u32>>)]) {
+/// A family of a fake run: name, codebook sizes of the semantic levels, codes per item.
+type FakeFamily<'a> = (&'a str, Vec<usize>, Vec<Vec<u32>>);
+
+fn fake_run(dir: &Path, ids: &[&str], families: &[FakeFamily]) {
     std::fs::create_dir_all(dir).unwrap();
     let mut m = RunManifest::new(
         "tokenize",
