@@ -25,7 +25,9 @@
 //!
 //! Storage is linear in the events: each user's positive items once, in order, and per sample
 //! the end of its history in that list (a history is a window of at most `H` entries ending
-//! there), so the ML-1M protocol takes about 20 MB instead of a 1M × 20 table.
+//! there), so the ML-1M protocol takes about 20 MB instead of a 1M × 20 table. On ML-1M the
+//! defaults give positive rates 0.579 / 0.578 / 0.544 (train / validation / test), 1,210
+//! cold items, cold shares 1.4% / 1.6% / 2.9% and mean histories 17.7 / 18.0 / 19.7.
 //! [`RankProtocol::batch`] expands a batch into the padded `[batch, H]` array a model reads.
 
 use crate::data::types::Interactions;
@@ -273,8 +275,9 @@ impl RankProtocol {
     /// earlier timestamp". Why: the split is cut in this order, so with the same order for
     /// histories a training sample's history holds only training events (the split is a
     /// prefix), and every history is exactly the user's positive sequence up to the sample,
-    /// as a sequential model replays it; ties are common in ML-1M (users rate in bursts, many
-    /// ratings share a second), and "earlier timestamp" would make a burst's events blind to
+    /// as a sequential model replays it; ties are common in ML-1M (users rate in bursts: 529,046
+    /// of its 1,000,209 ratings share their user and second with an earlier one), and "earlier
+    /// timestamp" would make a burst's events blind to
     /// each other, shortening histories for reasons of clock resolution only. The price is
     /// that within a second the file order decides which of two events is first; it is
     /// deterministic and the same for every model compared.
