@@ -106,6 +106,34 @@ pub enum Error {
         /// What went wrong and what to do about it.
         message: String,
     },
+    /// A split of the ranking protocol holds no events: no model can be trained or judged
+    /// on it. The counts say how many events there were and how the fractions divided them.
+    #[error("the {split} split of the ranking protocol is empty: {events} events in all give train {train}, validation {valid}, test {test} (validation and test are the floor of events × their fraction, train the rest); use more events or larger fractions")]
+    EmptySplit {
+        /// `train`, `validation` or `test`.
+        split: &'static str,
+        /// Events in the log.
+        events: usize,
+        /// Training events.
+        train: usize,
+        /// Validation events.
+        valid: usize,
+        /// Test events.
+        test: usize,
+    },
+    /// Items of an interaction log have no semantic IDs in a tokenizer run, so a ranker
+    /// could not embed them.
+    #[error("{run}: {missing} of the log's {items} items have no codes in this run (first: {first}); tokenize or encode those items with the run (`semid eval`) first")]
+    MissingCodes {
+        /// The run folder.
+        run: PathBuf,
+        /// How many of the log's items have no codes.
+        missing: usize,
+        /// Items in the log.
+        items: usize,
+        /// The first few missing ids, quoted and comma-separated.
+        first: String,
+    },
 }
 
 /// Result type of the semid library.

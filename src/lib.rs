@@ -4,7 +4,8 @@
 //! through hand-written WGSL compute shaders run by `wgpu`.
 //!
 //! The engine: [`gpu`] (the only module that touches wgpu), [`tensor`] and [`kernels`]. The
-//! tokenizers: [`quant`]. Data in and out: [`data`] and [`io`]. Judging IDs: [`metrics`].
+//! tokenizers: [`quant`]. Data in and out: [`data`] and [`io`]. Judging IDs: [`metrics`]. Ranking on
+//! them (protocol, predictions, code tables): [`rank`].
 //!
 //! The common path, re-exported here: load embeddings ([`load_item_embeddings`]), fit a
 //! tokenizer ([`Psrq::fit`], [`RqKMeans::fit`], [`RqVae::fit`], or [`Mmq::fit`] over several
@@ -38,6 +39,7 @@ pub mod nn;
 pub mod optim;
 pub mod pipeline;
 pub mod quant;
+pub mod rank;
 pub mod rng;
 pub mod tensor;
 

@@ -6,6 +6,7 @@
 //! | [`drift`] | semantic drift: within-cluster cosine of the ORIGINAL embeddings per level, label purity, reconstruction cosine |
 //! | [`report`] | the [`Metrics`] struct, JSON, the printed table, several methods side by side |
 //! | [`plot`] | the SVG of rank-size curves of the cluster sizes per level |
+//! | [`ranking`] | judging a ranker instead of the IDs: exact AUC (ties averaged), cold AUC, GAUC, logloss, [`RankingMetrics`] |
 //!
 //! Every level is grouped two ways: by the PREFIX tuple (codes `1..=l`: the tree a generative
 //! recommender decodes), and by the level-`l` code alone (what the PSRQ paper's Fig. 1 shows,
@@ -24,10 +25,12 @@ pub mod codes;
 pub mod drift;
 #[cfg(feature = "plots")]
 pub mod plot;
+pub mod ranking;
 pub mod report;
 
 pub use codes::{Collisions, SizeDist};
 pub use drift::Cohesion;
+pub use ranking::RankingMetrics;
 pub use report::{compare_json, compare_table, GroupStats, LevelMetrics, Metrics, MetricsInput};
 
 pub use crate::io::write_atomic;

@@ -9,5 +9,6 @@ mod common;
 mod formats;
 mod fuzz_readers;
 mod movielens;
+mod rank_protocol;
 mod splits;
 mod synth;

@@ -12,5 +12,6 @@ mod metrics;
 mod mmq;
 mod nn_train;
 mod psrq_vs_rq;
+mod rank_metrics;
 mod rqvae;
 mod tokenizers;
