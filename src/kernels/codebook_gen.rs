@@ -291,18 +291,29 @@ fn query_terms(o: &mut Vec<String>, r_count: usize) {
     }
 }
 
+/// The signature and prologue of the entry point `{stem}_{v4,s}`.
+fn entry_header(o: &mut Vec<String>, stem: &str, t: &TileShape, v4: bool) {
+    o.push(format!("@compute @workgroup_size({})", t.workgroup));
+    o.push(format!(
+        "fn {stem}_{}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
+        if v4 { "v4" } else { "s" }
+    ));
+    o.push("        @builtin(local_invocation_id) lid: vec3<u32>) {".into());
+    prologue(o, t.queries, t.workgroup, v4);
+}
+
+/// One code tile's dot products and the distance terms of its codes and queries.
+fn tile_terms(o: &mut Vec<String>, r_count: usize, c: usize, v4: bool) {
+    tile_body(o, r_count, c, v4);
+    code_terms(o, c, v4);
+    query_terms(o, r_count);
+}
+
 /// One nearest-code entry point.
 fn search_entry(o: &mut Vec<String>, t: &TileShape, v4: bool) {
     let (r_count, c) = (t.queries, t.codes);
     let s = suffix(v4);
-    o.push(format!("@compute @workgroup_size({})", t.workgroup));
-    o.push(format!(
-        "fn nearest_{}_{}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
-        t.name,
-        if v4 { "v4" } else { "s" }
-    ));
-    o.push("        @builtin(local_invocation_id) lid: vec3<u32>) {".into());
-    prologue(o, r_count, t.workgroup, v4);
+    entry_header(o, &format!("nearest_{}", t.name), t, v4);
     for r in 0..r_count {
         o.push(format!("    var bd{r} = vec4<f32>(INF);"));
         o.push(format!("    var bi{r} = vec4<u32>(0u);"));
@@ -318,9 +329,7 @@ fn search_entry(o: &mut Vec<String>, t: &TileShape, v4: bool) {
     o.push(format!(
         "    for (var c0 = p.c_begin; c0 < p.c_end; c0 += {c}u) {{"
     ));
-    tile_body(o, r_count, c, v4);
-    code_terms(o, c, v4);
-    query_terms(o, r_count);
+    tile_terms(o, r_count, c, v4);
     for r in 0..r_count {
         for g in 0..c / 4 {
             o.push(format!(
@@ -341,14 +350,7 @@ fn search_entry(o: &mut Vec<String>, t: &TileShape, v4: bool) {
 fn topk_entry(o: &mut Vec<String>, t: &TileShape, v4: bool) {
     let (r_count, c) = (t.queries, t.codes);
     let s = suffix(v4);
-    o.push(format!("@compute @workgroup_size({})", t.workgroup));
-    o.push(format!(
-        "fn {}_{}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
-        t.name,
-        if v4 { "v4" } else { "s" }
-    ));
-    o.push("        @builtin(local_invocation_id) lid: vec3<u32>) {".into());
-    prologue(o, r_count, t.workgroup, v4);
+    entry_header(o, t.name, t, v4);
     o.push("    let kk = p.topk;".into());
     o.push(format!(
         "    for (var i = 0u; i < {}u; i++) {{ tl_d[i] = INF; tl_i[i] = 0xffffffffu; }}",
@@ -378,9 +380,7 @@ fn topk_entry(o: &mut Vec<String>, t: &TileShape, v4: bool) {
     o.push(format!(
         "    for (var c0 = p.c_begin; c0 < p.c_end; c0 += {c}u) {{"
     ));
-    tile_body(o, r_count, c, v4);
-    code_terms(o, c, v4);
-    query_terms(o, r_count);
+    tile_terms(o, r_count, c, v4);
     for r in 0..r_count {
         for g in 0..c / 4 {
             o.push(format!(
