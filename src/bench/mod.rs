@@ -7,6 +7,7 @@ pub mod embed;
 pub mod matmul;
 pub mod mmq;
 pub mod quant;
+pub mod rank;
 pub mod rqvae;
 
 use crate::error::{Error, Result};
@@ -137,6 +138,7 @@ pub fn workloads() -> Vec<Workload> {
     v.extend(quant::workloads());
     v.extend(rqvae::workloads());
     v.extend(mmq::workloads());
+    v.extend(rank::workloads());
     v.extend(embed::workloads());
     v
 }

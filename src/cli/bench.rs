@@ -21,6 +21,11 @@ pub struct BenchArgs {
     /// JSON lines (the default).
     #[arg(long, conflicts_with = "table")]
     pub json: bool,
+    /// Also time every kernel on its own (each dispatch submitted and waited for alone) and
+    /// print where the time goes, slowest first, to stderr. The workload's own timings are
+    /// then meaningless (no batching) and are marked `"profiled":true`.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// Runs `semid bench`.
@@ -41,7 +46,13 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     for name in names {
-        let v = bench::run(&gpu, name, &opts)?;
+        gpu.set_profiling(a.profile)?;
+        let mut v = bench::run(&gpu, name, &opts)?;
+        if a.profile {
+            v["profiled"] = serde_json::json!(true);
+            print_profile(name, &gpu.profile());
+            gpu.set_profiling(false)?;
+        }
         if a.table {
             let figs: Vec<String> = v
                 .as_object()
@@ -71,4 +82,23 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The per-kernel table of `--profile`.
+fn print_profile(name: &str, prof: &[(String, semid::gpu::KernelTime)]) {
+    let total: f64 = prof.iter().map(|(_, t)| t.seconds).sum();
+    eprintln!("{name}: {total:.3} s in kernels, each dispatch alone");
+    eprintln!(
+        "{:<40} {:>10} {:>10} {:>7}",
+        "kernel", "dispatches", "seconds", "share"
+    );
+    for (k, t) in prof {
+        eprintln!(
+            "{:<40} {:>10} {:>10.4} {:>6.1}%",
+            k,
+            t.dispatches,
+            t.seconds,
+            100.0 * t.seconds / total.max(1e-12)
+        );
+    }
 }

@@ -81,6 +81,17 @@ struct Inner {
     pipelines: pipelines::PipelineCache,
     rec: Mutex<Recording>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Per-kernel wall times while profiling ([`Gpu::set_profiling`]).
+    profile: Mutex<Option<std::collections::BTreeMap<String, KernelTime>>>,
+}
+
+/// What [`Gpu::profile`] reports of one kernel (`shader::entry`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KernelTime {
+    /// Dispatches timed.
+    pub dispatches: u64,
+    /// Seconds from submitting each dispatch alone to the GPU's finishing it, summed.
+    pub seconds: f64,
 }
 
 /// A handle to one GPU device and its queue; cheap to clone.
@@ -130,6 +141,7 @@ impl Gpu {
                     total_dispatches: 0,
                 }),
                 errors,
+                profile: Mutex::new(None),
             }),
         })
     }
@@ -381,7 +393,46 @@ impl Gpu {
         if flush_now {
             self.submit();
         }
+        if self.inner.profile.lock().expect("profile lock").is_some() {
+            self.time_last_dispatch(&format!("{}::{}", shader.name, entry))?;
+        }
         Ok(())
+    }
+
+    /// Profiling: submits the dispatch just recorded alone and waits for it, charging the wall
+    /// time to `key` (the work recorded before it was waited for first, so it is not charged).
+    fn time_last_dispatch(&self, key: &str) -> Result<()> {
+        let start = std::time::Instant::now();
+        self.sync()?;
+        let secs = start.elapsed().as_secs_f64();
+        let mut prof = self.inner.profile.lock().expect("profile lock");
+        if let Some(map) = prof.as_mut() {
+            let e = map.entry(key.to_string()).or_default();
+            e.dispatches += 1;
+            e.seconds += secs;
+        }
+        Ok(())
+    }
+
+    /// Turns per-kernel profiling on (clearing earlier figures) or off. While on, every
+    /// dispatch is submitted and waited for on its own, so the figures say where the time of a
+    /// step goes on this adapter, at the price of the batching that makes a step fast: use it
+    /// to find the kernel to work on, never to report a step's speed (`semid bench --profile`).
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        self.sync()?;
+        *self.inner.profile.lock().expect("profile lock") = on.then(Default::default);
+        Ok(())
+    }
+
+    /// The per-kernel figures gathered since profiling was turned on, slowest first.
+    pub fn profile(&self) -> Vec<(String, KernelTime)> {
+        let prof = self.inner.profile.lock().expect("profile lock");
+        let mut v: Vec<(String, KernelTime)> = prof
+            .as_ref()
+            .map(|m| m.iter().map(|(k, t)| (k.clone(), *t)).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.1.seconds.total_cmp(&a.1.seconds));
+        v
     }
 
     fn submit(&self) {

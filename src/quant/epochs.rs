@@ -123,12 +123,12 @@ pub(crate) fn fit_epochs<T: EpochTrainer>(
 
 /// Steps whose losses are read back together: one small readback per this many steps keeps
 /// the hot path free of per-step stalls, and a diverged run still stops within one window.
-const LOSS_WINDOW: usize = 64;
+pub(crate) const LOSS_WINDOW: usize = 64;
 
 /// Watches the training loss for NaN or infinity. RQ-VAE with a learning rate of 10 once
 /// saved NaN weights, gave every item code 0 and exited 0; now the fit stops at the first
 /// non-finite loss with an error naming the step, before the next checkpoint is written.
-struct LossWatch {
+pub(crate) struct LossWatch {
     method: &'static str,
     /// `(epoch, step, loss)` not yet read back.
     pending: Vec<(usize, usize, Tensor)>,
@@ -137,7 +137,7 @@ struct LossWatch {
 }
 
 impl LossWatch {
-    fn new(method: &'static str) -> LossWatch {
+    pub(crate) fn new(method: &'static str) -> LossWatch {
         LossWatch {
             method,
             pending: Vec::with_capacity(LOSS_WINDOW),
@@ -145,20 +145,22 @@ impl LossWatch {
         }
     }
 
-    /// Records a step's loss; reads the window back when it is full.
-    fn push(&mut self, epoch: usize, loss: Tensor) -> Result<()> {
+    /// Records a step's loss; reads the window back when it is full and then returns the
+    /// window's mean loss.
+    pub(crate) fn push(&mut self, epoch: usize, loss: Tensor) -> Result<Option<f64>> {
         self.steps += 1;
         self.pending.push((epoch, self.steps, loss));
         if self.pending.len() >= LOSS_WINDOW {
-            self.check()?;
+            return self.check();
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Reads the pending losses back (one readback) and fails at the first non-finite one.
-    fn check(&mut self) -> Result<()> {
+    /// Reads the pending losses back (one readback) and fails at the first non-finite one;
+    /// returns their mean (`None` when none were pending).
+    pub(crate) fn check(&mut self) -> Result<Option<f64>> {
         if self.pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let refs: Vec<&Tensor> = self.pending.iter().map(|(_, _, t)| t).collect();
         let values = Tensor::read_all(&refs)?;
@@ -172,7 +174,13 @@ impl LossWatch {
                 });
             }
         }
+        let n = values.len() as f64;
+        let mean = values
+            .iter()
+            .map(|v| v.iter().map(|&x| x as f64).sum::<f64>())
+            .sum::<f64>()
+            / n;
         self.pending.clear();
-        Ok(())
+        Ok(Some(mean))
     }
 }

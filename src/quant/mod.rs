@@ -19,7 +19,7 @@ pub mod cluster;
 pub mod codes;
 mod dead_codes;
 pub mod dedup;
-mod epochs;
+pub(crate) mod epochs;
 pub mod kmeans;
 pub mod mmq;
 pub mod psrq;

@@ -23,14 +23,22 @@
 //! assert_eq!(b.hist_len, [5]); // the positives at t = 0, 2, 4, 6, 8 (t = 9 is the test event)
 //! ```
 
+pub mod attention;
 pub mod codes;
+pub mod config;
+pub mod model;
 pub mod predictions;
 pub mod protocol;
 mod records;
+pub mod train;
 
+pub use attention::{ActivationUnit, HistoryContext};
 pub use codes::{load_code_tables, read_run_codes, CodeTables, FamilyCodes, RunCodes};
+pub use config::{Ablation, AttentionWeights, HiddenAct, ModelKind, RankerConfig};
+pub use model::{BatchInputs, Ranker};
 pub use predictions::{
     metrics_of, metrics_per_split, read_predictions, split_predictions, write_predictions,
     ColdItems, Prediction,
 };
 pub use protocol::{Batch, ProtocolConfig, ProtocolSummary, RankProtocol, SplitName, SplitSummary};
+pub use train::{FitHooks, FitProgress, FitReport, FitState};

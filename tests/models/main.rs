@@ -12,6 +12,7 @@ mod metrics;
 mod mmq;
 mod nn_train;
 mod psrq_vs_rq;
+mod rank_attention;
 mod rank_metrics;
 mod rqvae;
 mod tokenizers;
