@@ -12,10 +12,21 @@ pub struct ConfigArgs {
     /// Print this file's settings (defaults filled in) instead of the defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Print the ranker's settings (`semid rank train --config`) instead of a tokenizer's.
+    #[arg(long)]
+    pub rank: bool,
 }
 
 /// Runs `semid config`.
 pub fn run(a: &ConfigArgs) -> anyhow::Result<()> {
+    if a.rank {
+        let cfg = match &a.config {
+            Some(p) => semid::rank::RankerConfig::load(p)?,
+            None => semid::rank::RankerConfig::default(),
+        };
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
     let cfg = match &a.config {
         Some(p) => SemidConfig::load(p)?,
         None => SemidConfig::default(),

@@ -8,6 +8,7 @@ mod embed;
 mod eval;
 mod info;
 mod progress;
+mod rank;
 mod report;
 mod synth;
 mod tokenize;
@@ -48,6 +49,8 @@ pub enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Encode items with a finished run's tokenizers and report their metrics.
     Eval(eval::EvalArgs),
+    /// Train and evaluate rankers (DIN, DIN + semantic IDs, MCCA) on semantic IDs.
+    Rank(rank::RankArgs),
     /// Compare the metrics of tokenize runs.
     Report(report::ReportArgs),
     /// Print the default configuration of a method as TOML.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(a) => embed::run(&cli, a),
         Command::Tokenize(a) => tokenize::run(&cli, a),
         Command::Eval(a) => eval::run(&cli, a),
+        Command::Rank(a) => rank::run(&cli, a),
         Command::Report(a) => report::run(a),
         Command::Config(a) => config::run(a),
     }

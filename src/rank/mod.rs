@@ -24,12 +24,14 @@
 //! ```
 
 pub mod attention;
+pub mod checkpoint;
 pub mod codes;
 pub mod config;
 pub mod model;
 pub mod predictions;
 pub mod protocol;
 mod records;
+pub mod run;
 pub mod train;
 
 pub use attention::{ActivationUnit, HistoryContext};
@@ -41,4 +43,5 @@ pub use predictions::{
     ColdItems, Prediction,
 };
 pub use protocol::{Batch, ProtocolConfig, ProtocolSummary, RankProtocol, SplitName, SplitSummary};
+pub use run::{eval_run, read_metrics, train_run, RankData, RankMetricsFile};
 pub use train::{FitHooks, FitProgress, FitReport, FitState};

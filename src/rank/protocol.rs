@@ -176,7 +176,7 @@ pub struct Batch {
 }
 
 /// The counts of one split.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SplitSummary {
     /// Which split.
     pub split: SplitName,
@@ -197,7 +197,7 @@ pub struct SplitSummary {
 }
 
 /// What the protocol made of a log; printed by `Display` as a small table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProtocolSummary {
     /// The settings.
     pub config: ProtocolConfig,

@@ -1,0 +1,296 @@
+//! A ranking run in a folder (`semid rank train` / `semid rank eval`): the protocol built from
+//! a log, the codes of finished tokenizer runs, the ranker trained with resumable checkpoints,
+//! and the outputs — `ranker.safetensors`, `predictions.csv` (validation and test samples:
+//! `split,user,item,label,score`, the score a logit) and `metrics.json` (per split AUC, cold
+//! AUC, GAUC, logloss and counts; the settings, the protocol's counts, the fit's validation
+//! AUC per epoch). The folder follows the tokenizers' rules ([`crate::io::run_dir`]): a
+//! manifest, `--overwrite` / `--resume`, every file written then renamed.
+
+use super::checkpoint::{self, data_fingerprint, FILE};
+use super::codes::{load_code_tables, CodeTables};
+use super::config::RankerConfig;
+use super::predictions::{split_predictions, write_predictions, Prediction};
+use super::protocol::{ProtocolConfig, ProtocolSummary, RankProtocol, SplitName};
+use super::train::{FitHooks, FitProgress, FitReport};
+use crate::data::types::Interactions;
+use crate::error::{Error, Result};
+use crate::io::atomic::write_atomic;
+use crate::io::run_dir::{prepare_out, written_files, OutMode, RunManifest};
+use crate::io::settings_diff::check_same_settings;
+use crate::metrics::ranking::RankingMetrics;
+use crate::Gpu;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The manifest kind of a ranking run.
+pub const KIND: &str = "rank";
+/// The metrics file of a run folder.
+pub const METRICS: &str = "metrics.json";
+/// The predictions file of a run folder.
+pub const PREDICTIONS: &str = "predictions.csv";
+
+/// The fit part of [`RankMetricsFile`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    /// Validation AUC after each epoch.
+    pub valid_auc: Vec<f64>,
+    /// The epoch (1-based) whose parameters were kept.
+    pub best_epoch: usize,
+    /// Training steps.
+    pub steps: u64,
+    /// Whether early stopping ended training.
+    pub stopped_early: bool,
+    /// Wall seconds of this invocation's training (a resumed run counts its own part).
+    pub seconds: f64,
+}
+
+/// `metrics.json` of a ranking run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankMetricsFile {
+    /// `din`, `din-sid`, `mcca`, `mcca/wo-msc`, …
+    pub model: String,
+    /// The ranker's settings (families resolved).
+    pub config: RankerConfig,
+    /// The tokenizer runs whose codes were embedded.
+    pub codes: Vec<PathBuf>,
+    /// The protocol's settings and counts.
+    pub protocol: ProtocolSummary,
+    /// How training went (absent for `rank eval` of a finished run).
+    pub fit: Option<FitSummary>,
+    /// Metrics of the validation and test splits.
+    pub valid: RankingMetrics,
+    /// Metrics of the test split.
+    pub test: RankingMetrics,
+}
+
+/// What a ranking run reads.
+#[derive(Clone, Debug)]
+pub struct RankData<'a> {
+    /// The rated log.
+    pub log: &'a Interactions,
+    /// The protocol's settings.
+    pub protocol: ProtocolConfig,
+    /// Finished tokenizer runs whose codes to embed (none for `din`).
+    pub code_runs: Vec<PathBuf>,
+}
+
+impl RankData<'_> {
+    fn build(&self) -> Result<(RankProtocol, Option<CodeTables>)> {
+        let p = RankProtocol::build(self.log, &self.protocol)?;
+        let codes = if self.code_runs.is_empty() {
+            None
+        } else {
+            Some(load_code_tables(&self.code_runs, &self.log.items)?)
+        };
+        Ok((p, codes))
+    }
+}
+
+fn score_splits(
+    ranker: &super::Ranker,
+    p: &RankProtocol,
+    log: &Interactions,
+) -> Result<(Vec<Prediction>, RankingMetrics, RankingMetrics)> {
+    let mut preds = Vec::new();
+    let mut metrics = Vec::new();
+    for split in [SplitName::Valid, SplitName::Test] {
+        let s = ranker.score(p, split)?;
+        metrics.push(RankingMetrics::compute(
+            p.users(split),
+            p.labels(split),
+            &s,
+            &p.cold_flags(split),
+        )?);
+        preds.extend(split_predictions(p, log, split, &s)?);
+    }
+    let test = metrics.pop().expect("two splits");
+    let valid = metrics.pop().expect("two splits");
+    Ok((preds, valid, test))
+}
+
+fn write_outputs(out: &Path, preds: &[Prediction], m: &RankMetricsFile) -> Result<()> {
+    write_predictions(&out.join(PREDICTIONS), preds)?;
+    let text = serde_json::to_string_pretty(m).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(&out.join(METRICS), format!("{text}\n").as_bytes())
+}
+
+fn finish_manifest(out: &Path, mut manifest: RunManifest) -> Result<()> {
+    manifest.complete = true;
+    manifest.files = written_files(out)?;
+    manifest.write(out)
+}
+
+/// Trains a ranker into `out` and scores the validation and test splits; `progress` sees every
+/// step. With [`OutMode::Resume`], a checkpoint there continues (bit for bit) when every
+/// setting that changes the result matches (`epochs`, `patience`, `checkpoint_steps` and
+/// `eval_batch_size` may differ).
+pub fn train_run(
+    gpu: &Gpu,
+    data: &RankData<'_>,
+    cfg: &RankerConfig,
+    out: &Path,
+    mode: OutMode,
+    progress: &mut dyn FnMut(&FitProgress),
+) -> Result<RankMetricsFile> {
+    cfg.check()?;
+    let (p, codes) = data.build()?;
+    let mut ranker = super::Ranker::new(gpu, cfg, p.n_items(), p.config().history, codes.as_ref())?;
+    let fp = data_fingerprint(&p, &ranker.families);
+    let found = prepare_out(out, mode)?;
+    let manifest = RunManifest::new(KIND, &ranker.config.label(), ranker.config.families.clone());
+    if let Some(m) = &found {
+        m.check_same_run(out, &manifest)?;
+    }
+    let ck_path = out.join(FILE);
+    let mut resume = None;
+    if mode == OutMode::Resume && ck_path.exists() {
+        let saved = checkpoint::load(&ck_path)?;
+        if saved.fingerprint != fp {
+            return Err(Error::Checkpoint {
+                path: ck_path,
+                message: format!(
+                    "was trained on other data or codes (fingerprint {}, this data {fp})",
+                    saved.fingerprint
+                ),
+            });
+        }
+        let now =
+            serde_json::to_value(&ranker.config).map_err(|e| Error::Invalid(e.to_string()))?;
+        let was = serde_json::to_value(&saved.config).map_err(|e| Error::Invalid(e.to_string()))?;
+        check_same_settings(
+            &ck_path,
+            "rank",
+            &was,
+            &now,
+            &["epochs", "patience", "checkpoint_steps", "eval_batch_size"],
+        )?;
+        let pw =
+            serde_json::to_value(&saved.protocol).map_err(|e| Error::Invalid(e.to_string()))?;
+        let pn = serde_json::to_value(&data.protocol).map_err(|e| Error::Invalid(e.to_string()))?;
+        check_same_settings(&ck_path, "protocol", &pw, &pn, &[])?;
+        ranker = saved.ranker(gpu, codes.as_ref())?;
+        ranker.config = cfg.clone();
+        ranker.config.families = saved.config.families.clone();
+        resume = Some(saved.fit.unwrap_or_else(|| super::FitState {
+            // A finished run: nothing left to train unless `epochs` grew; the optimizer state
+            // is gone, so a finished run cannot be trained further.
+            epoch: usize::MAX,
+            ..Default::default()
+        }));
+    }
+    manifest.write(out)?;
+    let started = Instant::now();
+    let report = match resume {
+        Some(st) if st.epoch == usize::MAX => None,
+        resume => {
+            let pcfg = data.protocol.clone();
+            let fpc = fp.clone();
+            let mut ck = |r: &super::Ranker, st: &super::FitState| {
+                checkpoint::save(&ck_path, r, &pcfg, &fpc, Some(st))
+            };
+            Some(ranker.fit(
+                &p,
+                FitHooks {
+                    progress,
+                    checkpoint: &mut ck,
+                    resume,
+                },
+            )?)
+        }
+    };
+    let fit = report.map(|r: FitReport| FitSummary {
+        valid_auc: r.valid_auc,
+        best_epoch: r.best_epoch + 1,
+        steps: r.steps,
+        stopped_early: r.stopped_early,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    let (preds, valid, test) = score_splits(&ranker, &p, data.log)?;
+    let m = RankMetricsFile {
+        model: ranker.config.label(),
+        config: ranker.config.clone(),
+        codes: data.code_runs.clone(),
+        protocol: p.summary(),
+        fit,
+        valid,
+        test,
+    };
+    checkpoint::save(&ck_path, &ranker, &data.protocol, &fp, None)?;
+    write_outputs(out, &preds, &m)?;
+    finish_manifest(out, manifest)?;
+    Ok(m)
+}
+
+/// Scores a finished ranking run (`run`, a folder `train_run` wrote) on `data` again and writes
+/// `predictions.csv` and `metrics.json` into `out` (a new folder, or one `mode` allows). The
+/// data must be what it was trained on (same fingerprint), unless `allow_other_data`.
+pub fn eval_run(
+    gpu: &Gpu,
+    run: &Path,
+    data: &RankData<'_>,
+    out: &Path,
+    mode: OutMode,
+    allow_other_data: bool,
+) -> Result<RankMetricsFile> {
+    let saved = checkpoint::load(&run.join(FILE))?;
+    if !saved.finished {
+        return Err(Error::Invalid(format!(
+            "{}: the ranker there has not finished training; finish it with `semid rank train \
+             --resume`",
+            run.display()
+        )));
+    }
+    if crate::io::run_dir::same_folder(run, out) {
+        return Err(Error::Invalid(format!(
+            "--out {} is the run folder itself; choose another folder",
+            out.display()
+        )));
+    }
+    let (p, codes) = data.build()?;
+    let ranker = saved.ranker(gpu, codes.as_ref())?;
+    let fp = data_fingerprint(&p, &ranker.families);
+    if fp != saved.fingerprint && !allow_other_data {
+        return Err(Error::Invalid(format!(
+            "{}: the ranker was trained on other data or codes (fingerprint {}, this data {fp}); \
+             pass --other-data to score it anyway",
+            run.display(),
+            saved.fingerprint
+        )));
+    }
+    let found = prepare_out(out, mode)?;
+    let manifest = RunManifest::new(
+        "rank-eval",
+        &ranker.config.label(),
+        ranker.config.families.clone(),
+    );
+    if let Some(m) = &found {
+        m.check_same_run(out, &manifest)?;
+    }
+    manifest.write(out)?;
+    let (preds, valid, test) = score_splits(&ranker, &p, data.log)?;
+    let m = RankMetricsFile {
+        model: ranker.config.label(),
+        config: ranker.config.clone(),
+        codes: data.code_runs.clone(),
+        protocol: p.summary(),
+        fit: None,
+        valid,
+        test,
+    };
+    write_outputs(out, &preds, &m)?;
+    finish_manifest(out, manifest)?;
+    Ok(m)
+}
+
+/// Reads a run's `metrics.json`.
+pub fn read_metrics(run: &Path) -> Result<RankMetricsFile> {
+    let path = run.join(METRICS);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Data {
+        file: path.clone(),
+        row: e.line(),
+        field: "metrics".into(),
+        message: format!("not a ranking run's metrics: {e}"),
+    })
+}
