@@ -94,19 +94,24 @@ impl Default for SemidConfig {
     }
 }
 
+/// Reads a TOML settings file into `T`; a parse error names the file and the line.
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| Error::Data {
+        file: path.to_path_buf(),
+        row: e
+            .span()
+            .map(|s| text[..s.start].lines().count().max(1))
+            .unwrap_or(0),
+        field: "toml".into(),
+        message: e.message().to_string(),
+    })
+}
+
 impl SemidConfig {
     /// Reads a TOML file; omitted keys keep their defaults, unknown keys are errors.
     pub fn load(path: &Path) -> Result<SemidConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Data {
-            file: path.to_path_buf(),
-            row: e
-                .span()
-                .map(|s| text[..s.start].lines().count().max(1))
-                .unwrap_or(0),
-            field: "toml".into(),
-            message: e.message().to_string(),
-        })
+        load_toml(path)
     }
 
     /// The TOML text of the settings that matter for `method` (the defaults when fresh).

@@ -223,16 +223,7 @@ impl RankerConfig {
     /// Reads a TOML file of these settings (omitted keys keep their defaults, unknown keys are
     /// errors naming the line).
     pub fn load(path: &std::path::Path) -> Result<RankerConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: RankerConfig = toml::from_str(&text).map_err(|e| Error::Data {
-            file: path.to_path_buf(),
-            row: e
-                .span()
-                .map(|s| text[..s.start].lines().count().max(1))
-                .unwrap_or(0),
-            field: "toml".into(),
-            message: e.message().to_string(),
-        })?;
+        let cfg: RankerConfig = crate::config::load_toml(path)?;
         cfg.check()?;
         Ok(cfg)
     }

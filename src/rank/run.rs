@@ -87,11 +87,13 @@ impl RankData<'_> {
     }
 }
 
-fn score_splits(
+/// Scores the validation and test splits: their predictions and the run's `metrics.json`.
+fn score_run(
     ranker: &super::Ranker,
     p: &RankProtocol,
-    log: &Interactions,
-) -> Result<(Vec<Prediction>, RankingMetrics, RankingMetrics)> {
+    data: &RankData<'_>,
+    fit: Option<FitSummary>,
+) -> Result<(Vec<Prediction>, RankMetricsFile)> {
     let mut preds = Vec::new();
     let mut metrics = Vec::new();
     for split in [SplitName::Valid, SplitName::Test] {
@@ -102,11 +104,20 @@ fn score_splits(
             &s,
             &p.cold_flags(split),
         )?);
-        preds.extend(split_predictions(p, log, split, &s)?);
+        preds.extend(split_predictions(p, data.log, split, &s)?);
     }
     let test = metrics.pop().expect("two splits");
     let valid = metrics.pop().expect("two splits");
-    Ok((preds, valid, test))
+    let m = RankMetricsFile {
+        model: ranker.config.label(),
+        config: ranker.config.clone(),
+        codes: data.code_runs.clone(),
+        protocol: p.summary(),
+        fit,
+        valid,
+        test,
+    };
+    Ok((preds, m))
 }
 
 fn write_outputs(out: &Path, preds: &[Prediction], m: &RankMetricsFile) -> Result<()> {
@@ -143,7 +154,7 @@ pub fn train_run(
         m.check_same_run(out, &manifest)?;
     }
     let ck_path = out.join(FILE);
-    let mut resume = None;
+    let (mut resume, mut finished) = (None, false);
     if mode == OutMode::Resume && ck_path.exists() {
         let saved = checkpoint::load(&ck_path)?;
         if saved.fingerprint != fp {
@@ -172,32 +183,28 @@ pub fn train_run(
         ranker = saved.ranker(gpu, codes.as_ref())?;
         ranker.config = cfg.clone();
         ranker.config.families = saved.config.families.clone();
-        resume = Some(saved.fit.unwrap_or_else(|| super::FitState {
-            // A finished run: nothing left to train unless `epochs` grew; the optimizer state
-            // is gone, so a finished run cannot be trained further.
-            epoch: usize::MAX,
-            ..Default::default()
-        }));
+        // A finished run keeps no optimizer state, so it is scored again, never trained further.
+        finished = saved.finished;
+        resume = saved.fit;
     }
     manifest.write(out)?;
     let started = Instant::now();
-    let report = match resume {
-        Some(st) if st.epoch == usize::MAX => None,
-        resume => {
-            let pcfg = data.protocol.clone();
-            let fpc = fp.clone();
-            let mut ck = |r: &super::Ranker, st: &super::FitState| {
-                checkpoint::save(&ck_path, r, &pcfg, &fpc, Some(st))
-            };
-            Some(ranker.fit(
-                &p,
-                FitHooks {
-                    progress,
-                    checkpoint: &mut ck,
-                    resume,
-                },
-            )?)
-        }
+    let report = if finished {
+        None
+    } else {
+        let pcfg = data.protocol.clone();
+        let fpc = fp.clone();
+        let mut ck = |r: &super::Ranker, st: &super::FitState| {
+            checkpoint::save(&ck_path, r, &pcfg, &fpc, Some(st))
+        };
+        Some(ranker.fit(
+            &p,
+            FitHooks {
+                progress,
+                checkpoint: &mut ck,
+                resume,
+            },
+        )?)
     };
     let fit = report.map(|r: FitReport| FitSummary {
         valid_auc: r.valid_auc,
@@ -206,16 +213,7 @@ pub fn train_run(
         stopped_early: r.stopped_early,
         seconds: started.elapsed().as_secs_f64(),
     });
-    let (preds, valid, test) = score_splits(&ranker, &p, data.log)?;
-    let m = RankMetricsFile {
-        model: ranker.config.label(),
-        config: ranker.config.clone(),
-        codes: data.code_runs.clone(),
-        protocol: p.summary(),
-        fit,
-        valid,
-        test,
-    };
+    let (preds, m) = score_run(&ranker, &p, data, fit)?;
     checkpoint::save(&ck_path, &ranker, &data.protocol, &fp, None)?;
     write_outputs(out, &preds, &m)?;
     finish_manifest(out, manifest)?;
@@ -268,16 +266,7 @@ pub fn eval_run(
         m.check_same_run(out, &manifest)?;
     }
     manifest.write(out)?;
-    let (preds, valid, test) = score_splits(&ranker, &p, data.log)?;
-    let m = RankMetricsFile {
-        model: ranker.config.label(),
-        config: ranker.config.clone(),
-        codes: data.code_runs.clone(),
-        protocol: p.summary(),
-        fit: None,
-        valid,
-        test,
-    };
+    let (preds, m) = score_run(&ranker, &p, data, None)?;
     write_outputs(out, &preds, &m)?;
     finish_manifest(out, manifest)?;
     Ok(m)
