@@ -268,7 +268,22 @@ const REG_TILE: usize = 16;
 /// workgroup runs, masked or not); on lavapipe 8 and 64 invocations ran equally fast on large
 /// products, while 16 and 32 took ten times longer to compile.
 const REG_WG: u32 = 8;
-const REG_GX: u32 = 8;
+
+/// Invocations across columns (of [`REG_WG`]) for an `m × n` output: the one of 1, 2, 4, 8 that
+/// computes the fewest padded outputs, ties going to the wider row of invocations (their B
+/// reads are contiguous). A fixed 8 (16 rows × 128 columns) spent 37% of a ranker's
+/// `n = 80` products and 99% of its `n = 1` scores on padding, which every lane of a CPU
+/// adapter computes; `n = 80` then takes one column of invocations in five 16-wide tiles.
+fn reg_gx(m: usize, n: usize) -> u32 {
+    let padded = |gx: usize| {
+        let (bm, bn) = ((REG_WG as usize / gx) * REG_TILE, gx * REG_TILE);
+        m.div_ceil(bm) * bm * (n.div_ceil(bn) * bn)
+    };
+    [8usize, 4, 2, 1]
+        .into_iter()
+        .min_by_key(|&gx| padded(gx))
+        .unwrap_or(8) as u32
+}
 
 /// Workgroup-memory tile.
 const SH_BM: usize = 64;
@@ -434,23 +449,21 @@ fn run(a: &Tensor, b: &Tensor, opts: &MatmulOpts, out: &Tensor, g: &Geometry) ->
     let align = gpu.kernel_limits().storage_offset_alignment;
     let jobs = plan(gpu, &l)?;
 
-    let (bm, bn) = match variant {
-        Variant::Shared => (SH_BM, SH_BN),
-        Variant::RegTile => (
-            (REG_WG / REG_GX) as usize * REG_TILE,
-            REG_GX as usize * REG_TILE,
-        ),
-    };
-    let constants: Vec<(&str, f64)> = match variant {
-        Variant::Shared => vec![("TRANS_A", ta as u8 as f64), ("TRANS_B", tb as u8 as f64)],
-        Variant::RegTile => vec![
-            ("TRANS_A", ta as u8 as f64),
-            ("TRANS_B", tb as u8 as f64),
-            ("WG", REG_WG as f64),
-            ("GX", REG_GX as f64),
-        ],
-    };
     for job in jobs {
+        let gx = reg_gx(job.nr, n);
+        let (bm, bn) = match variant {
+            Variant::Shared => (SH_BM, SH_BN),
+            Variant::RegTile => ((REG_WG / gx) as usize * REG_TILE, gx as usize * REG_TILE),
+        };
+        let constants: Vec<(&str, f64)> = match variant {
+            Variant::Shared => vec![("TRANS_A", ta as u8 as f64), ("TRANS_B", tb as u8 as f64)],
+            Variant::RegTile => vec![
+                ("TRANS_A", ta as u8 as f64),
+                ("TRANS_B", tb as u8 as f64),
+                ("WG", REG_WG as f64),
+                ("GX", gx as f64),
+            ],
+        };
         let (a_start, a_len) = l.a_range(&job);
         let (b_start, b_len) = l.b_range(&job);
         let (c_start, c_len) = l.c_range(&job);
@@ -797,6 +810,15 @@ mod tests {
         assert!(geometry(&[5, 7], &[6, 2], false, false).is_err());
         assert!(geometry(&[2, 5, 7], &[3, 7, 2], false, false).is_err());
         assert!(geometry(&[7], &[7, 2], false, false).is_err());
+    }
+
+    #[test]
+    fn register_tile_width_follows_the_output() {
+        assert_eq!(reg_gx(10240, 80), 1);
+        assert_eq!(reg_gx(10240, 1), 1);
+        assert_eq!(reg_gx(1024, 1024), 8);
+        assert_eq!(reg_gx(1, 40), 8);
+        assert_eq!(reg_gx(32, 64), 4);
     }
 
     #[test]
