@@ -146,10 +146,18 @@ fn print_metrics(m: &RankMetricsFile) {
         "{:<14} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "model", "split", "auc", "cold_auc", "gauc", "logloss", "samples"
     );
-    for (split, s) in [("valid", &m.valid), ("test", &m.test)] {
+    let mut rows = vec![
+        (m.model.as_str(), "valid", &m.valid),
+        (&m.model, "test", &m.test),
+    ];
+    if let Some(p) = &m.popularity {
+        rows.push(("popularity", "valid", &p.valid));
+        rows.push(("popularity", "test", &p.test));
+    }
+    for (model, split, s) in rows {
         println!(
             "{:<14} {:>8} {:>8} {:>8} {:>8} {:>8.4} {:>8}",
-            m.model,
+            model,
             split,
             f(s.auc),
             f(s.cold_auc),

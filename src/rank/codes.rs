@@ -112,6 +112,12 @@ pub fn read_run_codes(run: &Path) -> Result<RunCodes> {
         }
     }
     let csv_path = run.join("codes.csv");
+    if !csv_path.exists() {
+        return Err(Error::Invalid(format!(
+            "{}: not a tokenizer run (it has no codes.csv); pass the --out folder of `semid tokenize`",
+            run.display()
+        )));
+    }
     let text = read_text_field(&csv_path, "text")?;
     let recs = records(&text).map_err(|e| data_err(&csv_path, e.line, "record", e.message))?;
     let Some((head, rows)) = recs.split_first() else {

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`protocol`] | samples, labels, the global temporal split, histories and cold items of a rated log ([`RankProtocol`]), padded batches for a model |
 //! | [`predictions`] | `predictions.csv` (`split,user,item,label,score`): write, read back, recompute the metrics per split |
+//! | [`baseline`] | the popularity baseline (an item's smoothed training positive rate) every run reports beside its model |
 //! | [`codes`] | the semantic IDs of finished tokenizer runs aligned to a log's items: one `[items, levels]` table per family |
 //!
 //! The metrics themselves (AUC, cold AUC, GAUC, logloss) are in [`crate::metrics::ranking`].
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod attention;
+pub mod baseline;
 pub mod checkpoint;
 pub mod codes;
 pub mod config;
@@ -35,6 +37,7 @@ pub mod run;
 pub mod train;
 
 pub use attention::{ActivationUnit, HistoryContext};
+pub use baseline::{popularity_metrics, BaselineMetrics, Popularity};
 pub use codes::{load_code_tables, read_run_codes, CodeTables, FamilyCodes, RunCodes};
 pub use config::{Ablation, AttentionWeights, HiddenAct, ModelKind, RankerConfig};
 pub use model::{BatchInputs, Ranker};

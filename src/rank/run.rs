@@ -6,6 +6,7 @@
 //! AUC per epoch). The folder follows the tokenizers' rules ([`crate::io::run_dir`]): a
 //! manifest, `--overwrite` / `--resume`, every file written then renamed.
 
+use super::baseline::{popularity_metrics, BaselineMetrics};
 use super::checkpoint::{self, data_fingerprint, FILE};
 use super::codes::{load_code_tables, CodeTables};
 use super::config::RankerConfig;
@@ -62,6 +63,10 @@ pub struct RankMetricsFile {
     pub valid: RankingMetrics,
     /// Metrics of the test split.
     pub test: RankingMetrics,
+    /// The popularity baseline on the same splits ([`super::baseline`]); absent in files
+    /// written before it was added.
+    #[serde(default)]
+    pub popularity: Option<BaselineMetrics>,
 }
 
 /// What a ranking run reads.
@@ -116,6 +121,7 @@ fn score_run(
         fit,
         valid,
         test,
+        popularity: Some(popularity_metrics(p)?),
     };
     Ok((preds, m))
 }

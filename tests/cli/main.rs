@@ -8,3 +8,4 @@ mod common;
 
 mod commands;
 mod hostile;
+mod rank;
