@@ -1,4 +1,5 @@
-//! `semid report`: the metrics of one or more runs side by side, as a table and an SVG.
+//! `semid report`: the metrics of one or more runs side by side, as a table and an SVG;
+//! tokenizer runs by family, ranking runs (`semid rank`) one row per setting over seeds.
 
 use semid::metrics::{compare_table, plot::write_rank_size_svg, Metrics};
 use std::path::PathBuf;
@@ -6,7 +7,8 @@ use std::path::PathBuf;
 /// Arguments of `semid report`.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Run folders written by `semid tokenize` (each holds a metrics.json).
+    /// Run folders written by `semid tokenize`, or by `semid rank train|eval` (each holds a
+    /// metrics.json); ranking runs that differ only in their seed are one row, mean ± std.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Write the cluster-size SVG of all runs here.
@@ -15,6 +17,45 @@ pub struct ReportArgs {
     /// Print the metrics as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Ranking runs: print a Markdown table (the default table is also Markdown; the flag
+    /// makes scripts say what they expect).
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// Whether `dir` holds a ranking run (its manifest's kind is `rank` or `rank-eval`).
+fn is_rank_run(dir: &std::path::Path) -> anyhow::Result<bool> {
+    Ok(semid::io::run_dir::RunManifest::read(dir)?
+        .is_some_and(|m| m.kind == "rank" || m.kind == "rank-eval"))
+}
+
+/// `semid report` over ranking runs.
+fn rank_report(a: &ReportArgs) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for r in &a.runs {
+        if !is_rank_run(r)? {
+            anyhow::bail!(
+                "{}: not a ranking run; report tokenizer runs and ranking runs separately",
+                r.display()
+            );
+        }
+        if semid::io::run_dir::RunManifest::read(r)?.is_some_and(|m| !m.complete) {
+            anyhow::bail!(
+                "{}: the ranking run has not finished; finish it with `semid rank train --resume`",
+                r.display()
+            );
+        }
+        runs.push(semid::rank::read_metrics(r)?);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).map_err(|e| anyhow::anyhow!("{e}"))?
+        );
+    } else {
+        print!("{}", semid::rank::markdown(&semid::rank::rank_rows(&runs)));
+    }
+    Ok(())
 }
 
 /// Reads every family's metrics of a run folder.
@@ -28,6 +69,12 @@ pub fn read_run(dir: &std::path::Path) -> anyhow::Result<Vec<Metrics>> {
 
 /// Runs `semid report`.
 pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
+    if is_rank_run(&a.runs[0])? {
+        return rank_report(a);
+    }
+    if a.markdown {
+        anyhow::bail!("--markdown is for ranking runs");
+    }
     let mut all = Vec::new();
     for r in &a.runs {
         all.extend(read_run(r)?);

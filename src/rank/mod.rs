@@ -7,6 +7,7 @@
 //! | [`protocol`] | samples, labels, the global temporal split, histories and cold items of a rated log ([`RankProtocol`]), padded batches for a model |
 //! | [`predictions`] | `predictions.csv` (`split,user,item,label,score`): write, read back, recompute the metrics per split |
 //! | [`baseline`] | the popularity baseline (an item's smoothed training positive rate) every run reports beside its model |
+//! | [`report`] | runs side by side: one row per setting, mean ± std over seeds, the popularity row per data set |
 //! | [`codes`] | the semantic IDs of finished tokenizer runs aligned to a log's items: one `[items, levels]` table per family |
 //!
 //! The metrics themselves (AUC, cold AUC, GAUC, logloss) are in [`crate::metrics::ranking`].
@@ -33,6 +34,7 @@ pub mod model;
 pub mod predictions;
 pub mod protocol;
 mod records;
+pub mod report;
 pub mod run;
 pub mod train;
 
@@ -46,5 +48,6 @@ pub use predictions::{
     ColdItems, Prediction,
 };
 pub use protocol::{Batch, ProtocolConfig, ProtocolSummary, RankProtocol, SplitName, SplitSummary};
+pub use report::{markdown, rank_rows, RankRow, SplitStats, Stat};
 pub use run::{eval_run, read_metrics, train_run, RankData, RankMetricsFile};
 pub use train::{FitHooks, FitProgress, FitReport, FitState};

@@ -173,6 +173,25 @@ fn din_beats_popularity_and_semantic_ids_lift_cold_items_on_the_synthetic_set() 
             "seed {seed}: cold AUC DIN+SID {cold_sid} vs DIN {cold_id}"
         );
     }
+    // `semid report` makes one row per setting over the seeds, plus the baseline.
+    let runs: Vec<PathBuf> = ["din1", "din2", "sid1", "sid2"].map(|r| d.join(r)).to_vec();
+    let mut args = vec!["report", "--markdown"];
+    args.extend(runs.iter().map(|p| s(p)));
+    let table = ok(&args);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(
+        lines[2].starts_with("| din | ") && lines[2].ends_with("| 2 | 18069 |"),
+        "{table}"
+    );
+    assert!(
+        lines[3].starts_with("| din-sid [joint] · codes | "),
+        "{table}"
+    );
+    assert!(lines[4].starts_with("| popularity | "), "{table}");
+    assert!(lines[2].contains(" ± "), "{table}");
+    let err = fails(&["report", s(&runs[0]), s(&codes)]);
+    assert!(err.contains("not a ranking run"), "{err}");
 }
 
 #[test]
