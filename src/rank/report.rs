@@ -162,13 +162,13 @@ pub fn rank_rows(runs: &[RankMetricsFile]) -> Vec<RankRow> {
     rows
 }
 
-/// The rows as a Markdown table: test AUC, cold AUC, GAUC and logloss, the validation AUC
-/// (what model selection reads), seeds and data-set size.
+/// The rows as a Markdown table: test AUC, cold AUC, GAUC and logloss, the validation AUC and
+/// cold AUC (what choosing a model or a setting reads), seeds and data-set size.
 pub fn markdown(rows: &[RankRow]) -> String {
     let f = |s: &Option<Stat>| s.as_ref().map_or("–".to_string(), Stat::show);
     let mut out = String::from(
-        "| model | test AUC | test cold AUC | test GAUC | test logloss | valid AUC | seeds | events |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| model | test AUC | test cold AUC | test GAUC | test logloss | valid AUC | valid cold AUC | seeds | events |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let seeds = if r.seeds.is_empty() {
@@ -178,13 +178,14 @@ pub fn markdown(rows: &[RankRow]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name.replace('|', "\\|"),
             f(&r.test.auc),
             f(&r.test.cold_auc),
             f(&r.test.gauc),
             f(&r.test.logloss),
             f(&r.valid.auc),
+            f(&r.valid.cold_auc),
             seeds,
             r.events
         );
