@@ -49,12 +49,14 @@ pub struct DataArgs {
     /// 1 when every label is 0 or 1 (click logs such as `semid synth`'s).
     #[arg(long)]
     pub positive_threshold: Option<f32>,
-    /// The most recent positives a history holds.
-    #[arg(long, default_value_t = 20)]
-    pub history: usize,
-    /// Items with fewer training events than this are cold.
-    #[arg(long, default_value_t = 30)]
-    pub cold_min_train: usize,
+    /// The most recent positives a history holds. Default: 20 for `train`, the training run's
+    /// for `eval` (whose ranker was built for that width).
+    #[arg(long)]
+    pub history: Option<usize>,
+    /// Items with fewer training events than this are cold. Default: 30 for `train` (the
+    /// paper's threshold), the training run's for `eval`.
+    #[arg(long)]
+    pub cold_min_train: Option<usize>,
 }
 
 /// Arguments of `semid rank train`.
@@ -134,8 +136,8 @@ fn protocol(a: &DataArgs, log: &Interactions) -> ProtocolConfig {
         positive_threshold: a
             .positive_threshold
             .unwrap_or(if binary { 1.0 } else { 4.0 }),
-        history: a.history,
-        cold_min_train: a.cold_min_train,
+        history: a.history.unwrap_or(20),
+        cold_min_train: a.cold_min_train.unwrap_or(30),
         ..Default::default()
     }
 }
@@ -242,6 +244,14 @@ fn eval(cli: &Cli, a: &EvalArgs) -> anyhow::Result<()> {
     let mode = OutMode::from_flags(false, a.overwrite)?;
     let log = load_log(&a.data)?;
     let saved = semid::rank::checkpoint::load(&a.run.join(semid::rank::checkpoint::FILE))?;
+    if let Some(h) = a.data.history.filter(|&h| h != saved.protocol.history) {
+        anyhow::bail!(
+            "--history {h}: the ranker in {} was trained on histories of {} positives and \
+             scores only those; leave --history out",
+            a.run.display(),
+            saved.protocol.history
+        );
+    }
     let data = RankData {
         log: &log,
         // The protocol the ranker was trained under, unless flags say otherwise.
@@ -250,6 +260,10 @@ fn eval(cli: &Cli, a: &EvalArgs) -> anyhow::Result<()> {
                 .data
                 .positive_threshold
                 .unwrap_or(saved.protocol.positive_threshold),
+            cold_min_train: a
+                .data
+                .cold_min_train
+                .unwrap_or(saved.protocol.cold_min_train),
             ..saved.protocol.clone()
         },
         code_runs: a.data.codes.clone(),

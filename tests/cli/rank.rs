@@ -263,6 +263,42 @@ fn a_killed_rank_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
     let (a, b) = (metrics(&whole), metrics(&cut));
     assert_eq!(a["test"], b["test"]);
     assert_eq!(a["fit"]["valid_auc"], b["fit"]["valid_auc"]);
+
+    // `rank eval` scores under the run's protocol: the cold threshold may change (it only
+    // picks which samples count as cold), the history width may not (the ranker was built for it).
+    let eval = |extra: &[&str], out: &Path| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "-q",
+            "rank",
+            "eval",
+            "--run",
+            s(&whole),
+            "--interactions",
+            s(&inter),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v.extend(["--out".to_string(), s(out).to_string()]);
+        v
+    };
+    let ev = d.join("eval");
+    ok(&eval(&["--cold-min-train", "10"], &ev)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let m = metrics(&ev);
+    assert_eq!(m["protocol"]["config"]["cold-min-train"], 10);
+    assert_eq!(m["test"]["auc"], a["test"]["auc"]);
+    assert_ne!(m["test"]["n_cold"], a["test"]["n_cold"]);
+    let err = fails(
+        &eval(&["--history", "5"], &d.join("eval5"))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(err.contains("trained on histories of 20"), "{err}");
 }
 
 #[test]
