@@ -4,11 +4,10 @@
 //! baseline. `cargo run --release --example ranker` (a minute or two on lavapipe).
 use semid::data::synth::{generate, SynthConfig};
 use semid::rank::{
-    popularity_metrics, CodeTables, FamilyCodes, FitHooks, ModelKind, ProtocolConfig, RankProtocol,
-    Ranker, RankerConfig, SplitName,
+    popularity_metrics, CodeTables, FitHooks, ModelKind, ProtocolConfig, RankProtocol, Ranker,
+    RankerConfig, RunCodes, SplitName,
 };
 use semid::{Gpu, Psrq, PsrqConfig};
-use std::collections::HashMap;
 
 fn main() -> anyhow::Result<()> {
     let gpu = Gpu::default_device()?;
@@ -27,7 +26,7 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
 
-    // Semantic IDs of every item from its text embedding, reordered to the log's item order.
+    // Semantic IDs of every item from its text embedding.
     let text = data.embeddings.modality("text").expect("a text modality");
     let (_, codes) = Psrq::fit(
         &gpu,
@@ -38,29 +37,15 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
-    let row: HashMap<&str, usize> = data
-        .embeddings
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let table = data
-        .interactions
-        .items
-        .iter()
-        .flat_map(|id| codes.item(row[id.as_str()]).to_vec())
-        .collect();
-    let tables = CodeTables {
-        n_items: protocol.n_items(),
-        families: vec![FamilyCodes {
-            family: "text".into(),
-            run: "in memory".into(),
-            levels: codes.levels,
-            k: codes.sizes.clone(),
-            table,
-        }],
+    // The codes in the embeddings' item order, aligned to the log's items (the same rules, and
+    // errors for items without codes, as for tokenizer runs on disk).
+    let run = RunCodes {
+        run: "in memory".into(),
+        method: Some("psrq".into()),
+        ids: data.embeddings.ids.clone(),
+        families: vec![("text".into(), codes)],
     };
+    let tables = CodeTables::align(&[run], &data.interactions.items)?;
 
     let pop = popularity_metrics(&protocol)?;
     println!(

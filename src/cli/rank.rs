@@ -132,13 +132,14 @@ fn load_log(a: &DataArgs) -> anyhow::Result<Interactions> {
 
 fn protocol(a: &DataArgs, log: &Interactions) -> ProtocolConfig {
     let binary = log.rows.iter().all(|r| r.label == 0.0 || r.label == 1.0);
+    let d = ProtocolConfig::default();
     ProtocolConfig {
         positive_threshold: a
             .positive_threshold
             .unwrap_or(if binary { 1.0 } else { 4.0 }),
-        history: a.history.unwrap_or(20),
-        cold_min_train: a.cold_min_train.unwrap_or(30),
-        ..Default::default()
+        history: a.history.unwrap_or(d.history),
+        cold_min_train: a.cold_min_train.unwrap_or(d.cold_min_train),
+        ..d
     }
 }
 

@@ -14,32 +14,28 @@ pub struct ReportArgs {
     /// Write the cluster-size SVG of all runs here.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Print the metrics as JSON instead of a table.
+    /// Print the metrics as JSON instead of a table (ranking runs print a Markdown table).
     #[arg(long)]
     pub json: bool,
-    /// Ranking runs: print a Markdown table (the default table is also Markdown; the flag
-    /// makes scripts say what they expect).
-    #[arg(long)]
-    pub markdown: bool,
 }
 
-/// Whether `dir` holds a ranking run (its manifest's kind is `rank` or `rank-eval`).
-fn is_rank_run(dir: &std::path::Path) -> anyhow::Result<bool> {
+/// The manifest of `dir` when it holds a ranking run (kind `rank` or `rank-eval`).
+fn rank_manifest(dir: &std::path::Path) -> anyhow::Result<Option<semid::io::run_dir::RunManifest>> {
     Ok(semid::io::run_dir::RunManifest::read(dir)?
-        .is_some_and(|m| m.kind == "rank" || m.kind == "rank-eval"))
+        .filter(|m| m.kind == "rank" || m.kind == "rank-eval"))
 }
 
 /// `semid report` over ranking runs.
 fn rank_report(a: &ReportArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for r in &a.runs {
-        if !is_rank_run(r)? {
+        let Some(m) = rank_manifest(r)? else {
             anyhow::bail!(
                 "{}: not a ranking run; report tokenizer runs and ranking runs separately",
                 r.display()
             );
-        }
-        if semid::io::run_dir::RunManifest::read(r)?.is_some_and(|m| !m.complete) {
+        };
+        if !m.complete {
             anyhow::bail!(
                 "{}: the ranking run has not finished; finish it with `semid rank train --resume`",
                 r.display()
@@ -69,11 +65,8 @@ pub fn read_run(dir: &std::path::Path) -> anyhow::Result<Vec<Metrics>> {
 
 /// Runs `semid report`.
 pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
-    if is_rank_run(&a.runs[0])? {
+    if rank_manifest(&a.runs[0])?.is_some() {
         return rank_report(a);
-    }
-    if a.markdown {
-        anyhow::bail!("--markdown is for ranking runs");
     }
     let mut all = Vec::new();
     for r in &a.runs {

@@ -175,7 +175,7 @@ fn din_beats_popularity_and_semantic_ids_lift_cold_items_on_the_synthetic_set() 
     }
     // `semid report` makes one row per setting over the seeds, plus the baseline.
     let runs: Vec<PathBuf> = ["din1", "din2", "sid1", "sid2"].map(|r| d.join(r)).to_vec();
-    let mut args = vec!["report", "--markdown"];
+    let mut args = vec!["report"];
     args.extend(runs.iter().map(|p| s(p)));
     let table = ok(&args);
     let lines: Vec<&str> = table.lines().collect();
