@@ -419,7 +419,7 @@ fn describe(mods: &[ModalitySpec]) -> String {
 }
 
 /// Metrics and the collision suffix of one family's codes.
-fn finish_family(
+pub fn finish_family(
     gpu: &Gpu,
     fam: &FamilyInput,
     cfg: &SemidConfig,

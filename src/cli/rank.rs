@@ -3,7 +3,7 @@
 
 use super::{progress, Cli};
 use semid::data::movielens::{load_ml100k, load_ml1m};
-use semid::data::{load_interactions, Interactions};
+use semid::data::{load_interactions, load_item_embeddings, EmbeddingInput, Interactions};
 use semid::io::run_dir::OutMode;
 use semid::rank::{
     eval_run, train_run, Ablation, ModelKind, ProtocolConfig, RankData, RankMetricsFile,
@@ -98,6 +98,26 @@ pub struct TrainArgs {
     /// Replace the run in --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// Fine-tune this finished tokenizer run (rqvae or mmq) with the ranker: behaviour-aware
+    /// fine-tuning through soft indexing. The tuned tokenizer is written as a tokenizer run
+    /// into `--out`/tokenizer; its codes are embedded whether or not --codes names the run.
+    #[arg(long, requires = "embeddings")]
+    pub finetune_tokenizer: Option<PathBuf>,
+    /// With --finetune-tokenizer: the embeddings the run was fitted on, as for `semid tokenize`.
+    #[arg(long, value_delimiter = ',')]
+    pub embeddings: Vec<String>,
+    /// With --finetune-tokenizer: item ids of the embeddings, one a line.
+    #[arg(long)]
+    pub ids: Option<PathBuf>,
+    /// With --finetune-tokenizer: the family to tune (needed when the run has several).
+    #[arg(long)]
+    pub finetune_family: Option<String>,
+    /// With --finetune-tokenizer: τ of the soft index (default 0.1).
+    #[arg(long)]
+    pub tau: Option<f32>,
+    /// With --finetune-tokenizer: Adam's learning rate for the tokenizer (default 1e-4).
+    #[arg(long)]
+    pub finetune_lr: Option<f32>,
 }
 
 /// Arguments of `semid rank eval`.
@@ -205,12 +225,44 @@ fn train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<()> {
     if let Some(b) = a.batch_size {
         cfg.batch_size = b;
     }
+    let ft_flags = a.finetune_family.is_some() || a.tau.is_some() || a.finetune_lr.is_some();
+    if a.finetune_tokenizer.is_none() && (ft_flags || !a.embeddings.is_empty()) {
+        anyhow::bail!(
+            "--embeddings, --finetune-family, --tau and --finetune-lr go with \
+             --finetune-tokenizer RUN"
+        );
+    }
+    if a.finetune_tokenizer.is_some() {
+        let mut ft = cfg.finetune.take().unwrap_or_default();
+        if let Some(f) = &a.finetune_family {
+            ft.family = f.clone();
+        }
+        if let Some(t) = a.tau {
+            ft.tau = t;
+        }
+        if let Some(l) = a.finetune_lr {
+            ft.lr = l;
+        }
+        cfg.finetune = Some(ft);
+    }
     let mode = OutMode::from_flags(a.resume, a.overwrite)?;
     let log = load_log(&a.data)?;
+    let emb = match &a.finetune_tokenizer {
+        Some(_) => {
+            let inputs = a
+                .embeddings
+                .iter()
+                .map(|s| s.parse::<EmbeddingInput>())
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(load_item_embeddings(&inputs, a.ids.as_deref())?)
+        }
+        None => None,
+    };
     let data = RankData {
         log: &log,
         protocol: protocol(&a.data, &log),
         code_runs: a.data.codes.clone(),
+        finetune: a.finetune_tokenizer.clone().zip(emb.as_ref()),
     };
     let gpu = Gpu::new(&cli.gpu_options())?;
     let pb = progress::bar(0, &cfg.label(), cli.quiet);
@@ -231,11 +283,37 @@ fn train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<()> {
     let m = train_run(&gpu, &data, &cfg, &a.out, mode, &mut on_step)?;
     pb.finish_and_clear();
     print_metrics(&m);
+    if let Some(ft) = &m.finetune {
+        println!(
+            "fine-tuned {} `{}`: {} of {} items changed codes (per token {:?}); utilisation \
+             per token before {:?}, after {:?}",
+            ft.method,
+            ft.family,
+            ft.changed_items,
+            ft.items,
+            ft.changed_per_token,
+            ft.before
+                .per_level
+                .iter()
+                .map(|l| (l.utilization * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            ft.after
+                .per_level
+                .iter()
+                .map(|l| (l.utilization * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+        );
+    }
     progress::note(
         cli.quiet,
         format!(
-            "wrote {} (ranker.safetensors, predictions.csv, metrics.json)",
-            a.out.display()
+            "wrote {} (ranker.safetensors, predictions.csv, metrics.json{})",
+            a.out.display(),
+            if m.finetune.is_some() {
+                ", tokenizer/"
+            } else {
+                ""
+            }
         ),
     );
     Ok(())
@@ -268,6 +346,7 @@ fn eval(cli: &Cli, a: &EvalArgs) -> anyhow::Result<()> {
             ..saved.protocol.clone()
         },
         code_runs: a.data.codes.clone(),
+        finetune: None,
     };
     let gpu = Gpu::new(&cli.gpu_options())?;
     let m = eval_run(&gpu, &a.run, &data, &a.out, mode, a.other_data)?;

@@ -25,5 +25,6 @@ pub mod mmq;
 pub mod psrq;
 pub mod rq_kmeans;
 pub mod rqvae;
+pub mod soft;
 pub mod tokenizer;
 pub mod train_state;

@@ -14,7 +14,7 @@ use super::codes::{CodeTables, FamilyCodes};
 use super::config::RankerConfig;
 use super::model::Ranker;
 use super::protocol::{ProtocolConfig, RankProtocol, SplitName};
-use super::train::FitState;
+use super::train::{FitState, EXTRA_PREFIX};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::io::NamedTensor;
@@ -86,6 +86,7 @@ fn fit_json(st: &FitState) -> Value {
         "valid_auc": st.valid_auc,
         "best_epoch": st.best.as_ref().map(|(e, _)| *e),
         "stopped": st.stopped,
+        "extra_steps": st.extra.steps,
     })
 }
 
@@ -104,6 +105,7 @@ pub fn save(
             name: format!("{OPT}{}", t.name),
             ..t.clone()
         }));
+        tensors.extend(st.extra.tensors.iter().cloned());
         if let Some((_, best)) = &st.best {
             tensors.extend(best.iter().map(|t| NamedTensor {
                 name: format!("{BEST}{}", t.name),
@@ -154,7 +156,8 @@ pub fn load(path: &Path) -> Result<SavedRanker> {
     let n_items = s["n_items"].as_u64().ok_or_else(|| bad("n_items"))? as usize;
     let history = s["history"].as_u64().ok_or_else(|| bad("history"))? as usize;
     let finished = s["finished"].as_bool().ok_or_else(|| bad("finished"))?;
-    let (mut params, mut opt, mut best) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut params, mut opt, mut best, mut extra) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for t in ck.tensors {
         if let Some(n) = t.name.strip_prefix(OPT) {
             opt.push(NamedTensor {
@@ -166,6 +169,8 @@ pub fn load(path: &Path) -> Result<SavedRanker> {
                 name: n.into(),
                 ..t
             });
+        } else if t.name.starts_with(EXTRA_PREFIX) {
+            extra.push(t);
         } else {
             params.push(t);
         }
@@ -192,6 +197,13 @@ pub fn load(path: &Path) -> Result<SavedRanker> {
                 .map_err(|_| bad("valid_auc"))?,
             best: best_epoch.map(|e| (e, best)),
             stopped: f["stopped"].as_bool().ok_or_else(|| bad("stopped"))?,
+            extra: OptimizerState {
+                tensors: extra,
+                steps: match &f["extra_steps"] {
+                    Value::Null => Default::default(),
+                    v => serde_json::from_value(v.clone()).map_err(|_| bad("extra_steps"))?,
+                },
+            },
         })
     };
     Ok(SavedRanker {

@@ -3,6 +3,7 @@
 //! TOML; `semid rank train --config FILE` reads a file in that layout, omitted keys keeping
 //! their defaults.
 
+use super::finetune::FinetuneConfig;
 use crate::error::{Error, Result};
 use crate::kernels::matmul::Activation;
 use serde::{Deserialize, Serialize};
@@ -155,6 +156,10 @@ pub struct RankerConfig {
     pub checkpoint_steps: usize,
     /// Samples per forward pass when scoring (default 4,096; does not change a score).
     pub eval_batch_size: usize,
+    /// Behaviour-aware fine-tuning of the tokenizer of one embedded family (default none: the
+    /// codes are fixed). `semid rank train --finetune-tokenizer RUN` sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneConfig>,
 }
 
 impl Default for RankerConfig {
@@ -178,6 +183,7 @@ impl Default for RankerConfig {
             seed: 42,
             checkpoint_steps: 500,
             eval_batch_size: 4096,
+            finetune: None,
         }
     }
 }
@@ -217,6 +223,14 @@ impl RankerConfig {
         if self.patience == 0 {
             return bad("patience must be at least 1".into());
         }
+        if let Some(ft) = &self.finetune {
+            if self.model == ModelKind::Din {
+                return bad(
+                    "din embeds no semantic IDs, so it has no tokenizer to fine-tune".into(),
+                );
+            }
+            ft.check()?;
+        }
         Ok(())
     }
 
@@ -233,11 +247,16 @@ impl RankerConfig {
         toml::to_string(self).expect("ranker settings serialise")
     }
 
-    /// The label of a run in reports: `mcca`, `mcca/wo-msc`, `din-sid`.
+    /// The label of a run in reports: `mcca`, `mcca/wo-msc`, `din-sid`; `+ft` when it
+    /// fine-tunes its tokenizer (`din-sid+ft`).
     pub fn label(&self) -> String {
-        match self.ablation {
+        let base = match self.ablation {
             Ablation::Full => self.model.name().to_string(),
             a => format!("{}/{}", self.model.name(), a.name()),
+        };
+        match self.finetune {
+            Some(_) => format!("{base}+ft"),
+            None => base,
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod baseline;
 pub mod checkpoint;
 pub mod codes;
 pub mod config;
+pub mod finetune;
 pub mod model;
 pub mod predictions;
 pub mod protocol;
@@ -42,6 +43,7 @@ pub use attention::{ActivationUnit, HistoryContext};
 pub use baseline::{popularity_metrics, BaselineMetrics, Popularity};
 pub use codes::{load_code_tables, read_run_codes, CodeTables, FamilyCodes, RunCodes};
 pub use config::{Ablation, AttentionWeights, HiddenAct, ModelKind, RankerConfig};
+pub use finetune::FinetuneConfig;
 pub use model::{BatchInputs, Ranker};
 pub use predictions::{
     metrics_of, metrics_per_split, read_predictions, split_predictions, write_predictions,
@@ -50,4 +52,4 @@ pub use predictions::{
 pub use protocol::{Batch, ProtocolConfig, ProtocolSummary, RankProtocol, SplitName, SplitSummary};
 pub use report::{markdown, rank_rows, RankRow, SplitStats, Stat};
 pub use run::{eval_run, read_metrics, train_run, RankData, RankMetricsFile};
-pub use train::{FitHooks, FitProgress, FitReport, FitState};
+pub use train::{FitHooks, FitProgress, FitReport, FitState, PlainSteps, StepRule};

@@ -81,6 +81,8 @@ pub struct BatchInputs {
     pub batch: usize,
     /// Per table ([`Ranker::table_names`] order): `[B·(H+1)]` U32 and its segments.
     idx: Vec<(Tensor, Segments)>,
+    /// The item at each of the `B·(H+1)` positions (each row's history, then its target).
+    pub items: Vec<u32>,
     /// Masks and broadcast indices.
     pub ctx: HistoryContext,
     /// `[B, 1]` 0/1.
@@ -374,6 +376,7 @@ impl Ranker {
         Ok(BatchInputs {
             batch: b,
             idx,
+            items,
             ctx: HistoryContext::new(gpu, h, &batch.hist_len)?,
             labels: Tensor::from_slice(gpu, &batch.labels, &[b, 1])?,
         })
@@ -381,6 +384,14 @@ impl Ranker {
 
     /// The logits `[B, 1]` of a batch, recorded into `g`.
     pub fn logits(&self, g: &Graph, inp: &BatchInputs) -> Result<Var> {
+        self.logits_with(g, inp, &[])
+    }
+
+    /// [`Ranker::logits`] with some families' item embeddings given instead of looked up:
+    /// `(i, e)` replaces family `i` ([`Ranker::families`] order) by `e` `[B·(H+1), d]`, the
+    /// positions in [`BatchInputs::items`] order (behaviour-aware fine-tuning passes the soft
+    /// index of the tokenizer being tuned).
+    pub fn logits_with(&self, g: &Graph, inp: &BatchInputs, given: &[(usize, Var)]) -> Result<Var> {
         let (b, h, d) = (inp.batch, self.history, self.config.dim);
         let names = self.table_names();
         let gather = |t: usize| -> Result<Var> {
@@ -391,7 +402,24 @@ impl Ranker {
         for f in &self.families {
             first_table.push(first_table.last().expect("non-empty") + f.levels);
         }
+        let want = [inp.items.len(), d];
+        if let Some((i, e)) = given
+            .iter()
+            .find(|(i, e)| *i >= self.families.len() || e.shape() != want)
+        {
+            return Err(Error::shape(
+                "ranker logits",
+                format!(
+                    "family {i} given as {:?}; the ranker has {} families and needs {want:?}",
+                    e.shape(),
+                    self.families.len()
+                ),
+            ));
+        }
         let family = |i: usize| -> Result<Var> {
+            if let Some((_, e)) = given.iter().find(|(j, _)| *j == i) {
+                return Ok(e.clone());
+            }
             let mut acc = gather(first_table[i])?;
             for t in first_table[i] + 1..first_table[i + 1] {
                 acc = g.add(&acc, &gather(t)?)?;
@@ -431,7 +459,40 @@ impl Ranker {
 
     /// The mean binary cross-entropy of a batch, recorded into `g` (shape `[1]`).
     pub fn loss(&self, g: &Graph, inp: &BatchInputs) -> Result<Var> {
-        let logits = self.logits(g, inp)?;
+        self.loss_with(g, inp, &[])
+    }
+
+    /// [`Ranker::loss`] over [`Ranker::logits_with`].
+    pub fn loss_with(&self, g: &Graph, inp: &BatchInputs, given: &[(usize, Var)]) -> Result<Var> {
+        let logits = self.logits_with(g, inp, given)?;
         g.bce_with_logits(&logits, &g.input(&inp.labels))
+    }
+
+    /// Replaces family `i`'s codes (e.g. after fine-tuning moved the tokenizer): `table` is
+    /// `[items, levels]` in the ranker's item order, each code below its level's size.
+    pub fn set_codes(&mut self, i: usize, table: Vec<u32>) -> Result<()> {
+        let n = self.n_items;
+        let f = self
+            .families
+            .get_mut(i)
+            .ok_or_else(|| Error::Invalid(format!("the ranker has no family {i}")))?;
+        if table.len() != n * f.levels {
+            return Err(Error::shape(
+                "ranker codes",
+                format!("{} codes for {n} items of {} levels", table.len(), f.levels),
+            ));
+        }
+        for (j, c) in table.iter().enumerate() {
+            if *c as usize >= f.k[j % f.levels] {
+                return Err(Error::Invalid(format!(
+                    "ranker codes: item {} level {} has code {c}, its table holds {}",
+                    j / f.levels,
+                    j % f.levels,
+                    f.k[j % f.levels]
+                )));
+            }
+        }
+        f.table = table;
+        Ok(())
     }
 }

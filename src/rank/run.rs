@@ -10,15 +10,21 @@ use super::baseline::{popularity_metrics, BaselineMetrics};
 use super::checkpoint::{self, data_fingerprint, FILE};
 use super::codes::{load_code_tables, CodeTables};
 use super::config::RankerConfig;
+use super::finetune::{
+    load_source, write_tuned_run, FineTuner, FinetuneConfig, FinetuneSummary, Source, TOKENIZER_DIR,
+};
 use super::predictions::{split_predictions, write_predictions, Prediction};
 use super::protocol::{ProtocolConfig, ProtocolSummary, RankProtocol, SplitName};
 use super::train::{FitHooks, FitProgress, FitReport};
 use crate::data::types::Interactions;
+use crate::data::ItemEmbeddings;
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic;
 use crate::io::run_dir::{prepare_out, written_files, OutMode, RunManifest};
 use crate::io::settings_diff::check_same_settings;
 use crate::metrics::ranking::RankingMetrics;
+use crate::quant::any::AnyTokenizer;
+use crate::quant::tokenizer::Tokenizer;
 use crate::Gpu;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -67,6 +73,10 @@ pub struct RankMetricsFile {
     /// written before it was added.
     #[serde(default)]
     pub popularity: Option<BaselineMetrics>,
+    /// What fine-tuning did to the tokenizer (runs that tuned one): codes changed per token,
+    /// code metrics before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneSummary>,
 }
 
 /// What a ranking run reads.
@@ -78,15 +88,34 @@ pub struct RankData<'a> {
     pub protocol: ProtocolConfig,
     /// Finished tokenizer runs whose codes to embed (none for `din`).
     pub code_runs: Vec<PathBuf>,
+    /// The tokenizer run to fine-tune with the ranker ([`super::finetune`]; the settings say
+    /// how: [`RankerConfig::finetune`]) and the embeddings it was fitted on. Its codes are
+    /// embedded whether or not `code_runs` names it.
+    pub finetune: Option<(PathBuf, &'a ItemEmbeddings)>,
 }
 
 impl RankData<'_> {
+    /// The code runs, with the fine-tuned one added when absent.
+    fn runs(&self) -> Vec<PathBuf> {
+        let mut runs = self.code_runs.clone();
+        if let Some((r, _)) = &self.finetune {
+            if !runs
+                .iter()
+                .any(|c| crate::io::run_dir::same_folder(c, r) || c == r)
+            {
+                runs.push(r.clone());
+            }
+        }
+        runs
+    }
+
     fn build(&self) -> Result<(RankProtocol, Option<CodeTables>)> {
         let p = RankProtocol::build(self.log, &self.protocol)?;
-        let codes = if self.code_runs.is_empty() {
+        let runs = self.runs();
+        let codes = if runs.is_empty() {
             None
         } else {
-            Some(load_code_tables(&self.code_runs, &self.log.items)?)
+            Some(load_code_tables(&runs, &self.log.items)?)
         };
         Ok((p, codes))
     }
@@ -122,6 +151,7 @@ fn score_run(
         valid,
         test,
         popularity: Some(popularity_metrics(p)?),
+        finetune: None,
     };
     Ok((preds, m))
 }
@@ -151,8 +181,61 @@ pub fn train_run(
     progress: &mut dyn FnMut(&FitProgress),
 ) -> Result<RankMetricsFile> {
     cfg.check()?;
-    let (p, codes) = data.build()?;
+    let (p, mut codes) = data.build()?;
+    let mut cfg = cfg.clone();
+    let source =
+        match (&cfg.finetune, &data.finetune) {
+            (None, None) => None,
+            (Some(ft), Some((run, emb))) => {
+                let src = load_source(run, &ft.family, emb, &data.log.items)?;
+                cfg.finetune = Some(FinetuneConfig {
+                    family: src.family.clone(),
+                    ..ft.clone()
+                });
+                tuned_codes(gpu, codes.as_mut(), &src)?;
+                Some(src)
+            }
+            (Some(_), None) => return Err(Error::Invalid(
+                "fine-tuning settings without a tokenizer run to tune (--finetune-tokenizer RUN)"
+                    .into(),
+            )),
+            (None, Some(_)) => {
+                return Err(Error::Invalid(
+                    "a tokenizer run to fine-tune without fine-tuning settings".into(),
+                ))
+            }
+        };
+    let cfg = &cfg;
     let mut ranker = super::Ranker::new(gpu, cfg, p.n_items(), p.config().history, codes.as_ref())?;
+    let mut tuner = match (&source, &cfg.finetune) {
+        (Some(src), Some(ft)) => {
+            let fam = ranker
+                .families
+                .iter()
+                .position(|f| f.family == src.family)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "the ranker does not embed the family `{}` it would fine-tune (it embeds [{}])",
+                        src.family,
+                        ranker.config.families.join(", ")
+                    ))
+                })?;
+            let epochs = match &src.tokenizer {
+                AnyTokenizer::Mmq(m) => m.epochs_done,
+                AnyTokenizer::RqVae(m) => m.epochs_done,
+                _ => 0,
+            };
+            Some(FineTuner::new(
+                gpu,
+                &src.tokenizer,
+                ft,
+                fam,
+                epochs,
+                src.input.clone(),
+            )?)
+        }
+        _ => None,
+    };
     let fp = data_fingerprint(&p, &ranker.families);
     let found = prepare_out(out, mode)?;
     let manifest = RunManifest::new(KIND, &ranker.config.label(), ranker.config.families.clone());
@@ -191,6 +274,15 @@ pub fn train_run(
         ranker.config.families = saved.config.families.clone();
         // A finished run keeps no optimizer state, so it is scored again, never trained further.
         finished = saved.finished;
+        if finished && tuner.is_some() {
+            return Err(Error::Invalid(format!(
+                "{}: this fine-tuning run has finished; score it with `semid rank eval --run {} \
+                 --codes {}`",
+                out.display(),
+                out.display(),
+                out.join(TOKENIZER_DIR).display()
+            )));
+        }
         resume = saved.fit;
     }
     manifest.write(out)?;
@@ -203,15 +295,22 @@ pub fn train_run(
         let mut ck = |r: &super::Ranker, st: &super::FitState| {
             checkpoint::save(&ck_path, r, &pcfg, &fpc, Some(st))
         };
-        Some(ranker.fit(
-            &p,
-            FitHooks {
-                progress,
-                checkpoint: &mut ck,
-                resume,
-            },
-        )?)
+        let hooks = FitHooks {
+            progress,
+            checkpoint: &mut ck,
+            resume,
+        };
+        Some(match tuner.as_mut() {
+            Some(t) => ranker.fit_with(&p, hooks, t)?,
+            None => ranker.fit(&p, hooks)?,
+        })
     };
+    let mut tuned = None;
+    if let (Some(t), Some(src)) = (&tuner, &source) {
+        let (summary, final_codes) = write_tuned_run(gpu, out, src, t)?;
+        ranker.set_codes(t.family(), t.log_table(&final_codes))?;
+        tuned = Some(summary);
+    }
     let fit = report.map(|r: FitReport| FitSummary {
         valid_auc: r.valid_auc,
         best_epoch: r.best_epoch + 1,
@@ -219,11 +318,47 @@ pub fn train_run(
         stopped_early: r.stopped_early,
         seconds: started.elapsed().as_secs_f64(),
     });
-    let (preds, m) = score_run(&ranker, &p, data, fit)?;
+    let (preds, mut m) = score_run(&ranker, &p, data, fit)?;
+    m.codes = data.runs();
+    m.finetune = tuned;
+    // A tuned run is judged on its tuned codes (`rank eval --codes <out>/tokenizer`).
+    let fp = match &tuner {
+        Some(_) => data_fingerprint(&p, &ranker.families),
+        None => fp,
+    };
     checkpoint::save(&ck_path, &ranker, &data.protocol, &fp, None)?;
     write_outputs(out, &preds, &m)?;
     finish_manifest(out, manifest)?;
     Ok(m)
+}
+
+/// Replaces the tuned family's codes in `codes` by its tokenizer's own encoding (the semantic
+/// levels without a collision suffix, [`super::finetune`]).
+fn tuned_codes(gpu: &Gpu, codes: Option<&mut CodeTables>, src: &Source) -> Result<()> {
+    let tables = codes.ok_or_else(|| Error::Invalid("fine-tuning needs code tables".into()))?;
+    let mut tok = src.tokenizer.clone();
+    tok.set_gpu(gpu);
+    let all = tok.encode(gpu, &src.input.data)?;
+    let table: Vec<u32> = src
+        .input
+        .rows
+        .iter()
+        .flat_map(|&r| all.item(r as usize).to_vec())
+        .collect();
+    let f = tables
+        .families
+        .iter_mut()
+        .find(|f| f.family == src.family)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "the code tables lack the tuned family `{}`",
+                src.family
+            ))
+        })?;
+    f.levels = all.levels;
+    f.k = all.sizes.clone();
+    f.table = table;
+    Ok(())
 }
 
 /// Scores a finished ranking run (`run`, a folder `train_run` wrote) on `data` again and writes

@@ -57,6 +57,63 @@ pub struct FitState {
     pub best: Option<(usize, Vec<NamedTensor>)>,
     /// Whether early stopping ended the fit.
     pub stopped: bool,
+    /// What the step rule keeps besides the ranker ([`StepRule::state`]; fine-tuning: the
+    /// tokenizer's parameters and optimizer state, tensor names beginning with
+    /// [`EXTRA_PREFIX`], and its optimizer's step counts).
+    pub extra: OptimizerState,
+}
+
+/// The name prefix of every tensor a [`StepRule`] keeps in a checkpoint.
+pub const EXTRA_PREFIX: &str = "ft.";
+
+/// How a fit takes its steps: [`PlainSteps`] trains the ranker alone; behaviour-aware
+/// fine-tuning ([`super::finetune`]) also trains the tokenizer whose codes it embeds.
+pub trait StepRule {
+    /// One training step on samples `idx` of the training split, recorded and submitted; the
+    /// loss `[1]` is returned unread.
+    fn step(
+        &mut self,
+        ranker: &mut Ranker,
+        opt: &mut dyn Optimizer,
+        p: &RankProtocol,
+        idx: &[usize],
+    ) -> Result<crate::Tensor>;
+    /// Called before each validation and at the end (fine-tuning re-encodes the items so the
+    /// ranker scores with the tuned codes).
+    fn sync_codes(&mut self, _ranker: &mut Ranker) -> Result<()> {
+        Ok(())
+    }
+    /// Everything to checkpoint besides the ranker: tensors named with [`EXTRA_PREFIX`] first,
+    /// and step counts.
+    fn state(&self) -> Result<OptimizerState> {
+        Ok(OptimizerState::default())
+    }
+    /// The parameters a best epoch keeps besides the ranker's, names beginning with
+    /// [`EXTRA_PREFIX`].
+    fn best_params(&self) -> Result<Vec<NamedTensor>> {
+        Ok(Vec::new())
+    }
+    /// Restores what [`StepRule::state`] gave, or the parameters [`StepRule::best_params`]
+    /// gave (then without counters).
+    fn restore(&mut self, _ranker: &mut Ranker, _state: &OptimizerState) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The ranker trained alone on fixed codes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlainSteps;
+
+impl StepRule for PlainSteps {
+    fn step(
+        &mut self,
+        ranker: &mut Ranker,
+        opt: &mut dyn Optimizer,
+        p: &RankProtocol,
+        idx: &[usize],
+    ) -> Result<crate::Tensor> {
+        ranker.train_step(opt, p, idx)
+    }
 }
 
 /// Callbacks of [`Ranker::fit`].
@@ -107,6 +164,16 @@ impl Ranker {
 
     /// Trains on the training split as the settings say (module docs).
     pub fn fit(&mut self, p: &RankProtocol, hooks: FitHooks<'_>) -> Result<FitReport> {
+        self.fit_with(p, hooks, &mut PlainSteps)
+    }
+
+    /// [`Ranker::fit`] taking its steps by `rule`.
+    pub fn fit_with(
+        &mut self,
+        p: &RankProtocol,
+        hooks: FitHooks<'_>,
+        rule: &mut dyn StepRule,
+    ) -> Result<FitReport> {
         let cfg = self.config.clone();
         let n = p.len(SplitName::Train);
         let bs = cfg.batch_size.min(n).max(1);
@@ -115,6 +182,9 @@ impl Ranker {
         let mut st = hooks.resume.unwrap_or_default();
         if !st.optimizer.tensors.is_empty() {
             opt.import_state(&self.store, &st.optimizer)?;
+        }
+        if !st.extra.tensors.is_empty() {
+            rule.restore(self, &st.extra)?;
         }
         let mut watch = LossWatch::new("rank");
         let started = Instant::now();
@@ -134,7 +204,7 @@ impl Ranker {
             epoch_rng(cfg.seed, st.epoch).shuffle(&mut order);
             let chunks: Vec<&[usize]> = order.chunks(bs).collect();
             while st.step < steps {
-                let loss = self.train_step(&mut opt, p, chunks[st.step])?;
+                let loss = rule.step(self, &mut opt, p, chunks[st.step])?;
                 seen += chunks[st.step].len();
                 st.step += 1;
                 st.total_steps += 1;
@@ -150,17 +220,21 @@ impl Ranker {
                         last_loss = Some(l);
                     }
                     st.optimizer = opt.export_state()?;
+                    st.extra = rule.state()?;
                     (hooks.checkpoint)(self, &st)?;
                 }
             }
             if let Some(l) = watch.check()? {
                 last_loss = Some(l);
             }
+            rule.sync_codes(self)?;
             let v = self.valid_auc(p)?;
             st.valid_auc.push(v);
             let best_auc = st.best.as_ref().map(|(e, _)| st.valid_auc[*e]);
             if cfg.epochs > 1 && best_auc.is_none_or(|b| v > b) {
-                st.best = Some((st.epoch, self.store.to_named()?));
+                let mut keep = self.store.to_named()?;
+                keep.extend(rule.best_params()?);
+                st.best = Some((st.epoch, keep));
             }
             let best_epoch = st.best.as_ref().map_or(st.epoch, |(e, _)| *e);
             if st.epoch - best_epoch >= cfg.patience {
@@ -169,13 +243,26 @@ impl Ranker {
             st.epoch += 1;
             st.step = 0;
             st.optimizer = opt.export_state()?;
+            st.extra = rule.state()?;
             (hooks.progress)(&progress_of(&st, seen, last_loss));
             (hooks.checkpoint)(self, &st)?;
         }
         let best_epoch = match &st.best {
             Some((e, params)) => {
-                for t in params {
+                let (extra, own): (Vec<NamedTensor>, Vec<NamedTensor>) = params
+                    .iter()
+                    .cloned()
+                    .partition(|t| t.name.starts_with(EXTRA_PREFIX));
+                for t in &own {
                     self.store.set(&t.name, &t.data)?;
+                }
+                if !extra.is_empty() {
+                    let params = OptimizerState {
+                        tensors: extra,
+                        steps: Default::default(),
+                    };
+                    rule.restore(self, &params)?;
+                    rule.sync_codes(self)?;
                 }
                 *e
             }

@@ -8,6 +8,7 @@ mod matmul;
 mod movement;
 mod norm;
 mod reduce;
+mod soft_index;
 mod softmax;
 
 pub use norm::NORMALIZE_EPS;

@@ -16,6 +16,7 @@ use crate::optim::{Adam, Optimizer};
 use crate::quant::cluster;
 use crate::quant::dead_codes::DeadCodes;
 use crate::quant::epochs::EpochTrainer;
+use crate::quant::soft::SoftForward;
 use crate::quant::train_state::TrainState;
 use crate::tensor::{DType, Tensor};
 
@@ -38,6 +39,20 @@ pub struct MmqStep {
     pub indices: Vec<Tensor>,
     /// Each token's expert latents, `[batch, latent]`.
     pub latents: Vec<Tensor>,
+}
+
+/// What [`MmqTrainer::record`] leaves in the graph.
+struct Recorded {
+    /// The stage-1 loss (absent when recording for fine-tuning).
+    loss: Option<Var>,
+    recon: Var,
+    aux: Option<Var>,
+    ortho: Option<Var>,
+    vq: Option<Var>,
+    indices: Vec<Tensor>,
+    latents: Vec<Var>,
+    /// Per token the soft assignment over its codes (fine-tuning only).
+    soft: Vec<Var>,
 }
 
 /// The MMQ being trained: parameters on the GPU, Adam state, dead-code bookkeeping.
@@ -309,17 +324,60 @@ impl MmqTrainer {
     /// The forward and backward pass of one batch without the update: the loss terms and
     /// every parameter's gradient (for tests and custom optimizers).
     pub fn forward_backward(&self, x: &Tensor) -> Result<(MmqStep, Grads)> {
+        let g = Graph::new(&self.gpu);
+        let r = self.record(&g, x, None)?;
+        let loss = r
+            .loss
+            .clone()
+            .ok_or_else(|| Error::Invalid("mmq: no loss".into()))?;
+        let grads = g.backward(&loss)?;
+        let zero = || Tensor::zeros(&self.gpu, &[1]);
+        let value = |v: &Option<Var>| match v {
+            Some(a) => Ok(a.value().clone()),
+            None => zero(),
+        };
+        let out = MmqStep {
+            loss: loss.value().clone(),
+            recon: r.recon.value().clone(),
+            aux: value(&r.aux)?,
+            ortho: value(&r.ortho)?,
+            vq: value(&r.vq)?,
+            indices: r.indices,
+            latents: r.latents.iter().map(|v| v.value().clone()).collect(),
+        };
+        Ok((out, grads))
+    }
+
+    /// Records the forward pass of the batch `x` `[rows, dim]` into `g` for behaviour-aware
+    /// fine-tuning (stage 2, [`crate::rank::finetune`]): per token the soft assignment
+    /// `softmax(p / τ)` over its codes (`p` the cosine scores, or `−‖z − c‖²` for the L2
+    /// ablation; `inv_tau` = 1/τ) and the hard code, and the reconstruction terms of stage 1
+    /// (the orthogonality and VQ terms are not recorded: the paper's fine-tuning loss has
+    /// neither).
+    pub fn soft_forward(&self, g: &Graph, x: &Tensor, inv_tau: f32) -> Result<SoftForward> {
+        let r = self.record(g, x, Some(inv_tau))?;
+        Ok(SoftForward {
+            soft: r.soft,
+            hard: r.indices,
+            recon: r.recon,
+            aux: r.aux,
+        })
+    }
+
+    /// Records the forward pass: with `soft_tau` the soft assignments of stage 2 and no
+    /// stage-1 loss, without it the stage-1 loss and its terms.
+    fn record(&self, g: &Graph, x: &Tensor, soft_tau: Option<f32>) -> Result<Recorded> {
         self.check_batch(x)?;
         let cfg = self.layout.config.clone();
-        let g = Graph::new(&self.gpu);
+        let stage1 = soft_tau.is_none();
         let xv = g.input(x);
-        let parts = self.modality_inputs(&g, x, &xv)?;
-        let z = self.expert_latents(&g, &xv, &parts)?;
+        let parts = self.modality_inputs(g, x, &xv)?;
+        let z = self.expert_latents(g, &xv, &parts)?;
         let gates = self
             .gates
             .iter()
             .zip(&parts)
-            .map(|(mlp, p)| g.softmax_rows(&mlp.forward(&g, &self.store, p)?))
+            .map(|(mlp, p)| g.softmax_rows(&mlp.forward(g, &self.store, p)?))
             .collect::<Result<Vec<_>>>()?;
 
         // Quantize every token: cosine (or L2) nearest code, VQ terms, straight-through.
@@ -329,7 +387,7 @@ impl MmqTrainer {
         } else {
             super::kernel_metric(cfg.metric)
         };
-        let (mut indices, mut q) = (Vec::new(), Vec::new());
+        let (mut indices, mut q, mut soft) = (Vec::new(), Vec::new(), Vec::new());
         let (mut cb_terms, mut commit_terms) = (Vec::new(), Vec::new());
         for (t, zt) in z.iter().enumerate() {
             let mut cb = g.param(&self.store, &codebook_name(t))?;
@@ -344,8 +402,20 @@ impl MmqTrainer {
             let idx = nearest(zt.value(), cb.value(), metric)?.index;
             let e = g.gather_rows(&cb, &idx)?;
             let ed = g.detach(&e)?;
-            cb_terms.push(g.mse(&g.detach(zt)?, &e)?);
-            commit_terms.push(g.mse(zt, &ed)?);
+            if let Some(inv_tau) = soft_tau {
+                let p = match metric {
+                    // Unit latents and codes: the cosine is their dot product.
+                    _ if cfg.spherical => g.scale(&g.matmul(zt, &cb, false, true)?, inv_tau)?,
+                    crate::kernels::codebook::Metric::Cosine => {
+                        g.cosine_logits(zt, &cb, inv_tau)?
+                    }
+                    _ => g.l2_logits(zt, &cb, inv_tau)?,
+                };
+                soft.push(g.softmax_rows(&p)?);
+            } else {
+                cb_terms.push(g.mse(&g.detach(zt)?, &e)?);
+                commit_terms.push(g.mse(zt, &ed)?);
+            }
             q.push(g.straight_through(zt, &ed)?);
             indices.push(idx);
         }
@@ -377,21 +447,34 @@ impl MmqTrainer {
         let fused = fused.ok_or_else(|| Error::Invalid("mmq: no experts".into()))?;
 
         let per_item = |v: &Var, width: usize| g.scale(v, width as f32);
-        let xh = self.decoder.forward(&g, &self.store, &fused)?;
+        let xh = self.decoder.forward(g, &self.store, &fused)?;
         let recon = per_item(&g.mse(&xh, &xv)?, self.layout.dim())?;
         let mut aux: Option<Var> = None;
         for (m, dec) in self.aux.iter().enumerate().filter(|_| cfg.aux_weight > 0.0) {
             let Some(input) = &modal[m] else { continue };
-            let xm = dec.forward(&g, &self.store, input)?;
+            let xm = dec.forward(g, &self.store, input)?;
             let a = per_item(&g.mse(&xm, &parts[m])?, self.layout.modalities[m].dim)?;
             aux = Some(match aux {
                 None => a,
                 Some(s) => g.add(&s, &a)?,
             });
         }
+        let mut out = Recorded {
+            loss: None,
+            recon,
+            aux,
+            ortho: None,
+            vq: None,
+            indices,
+            latents: z,
+            soft,
+        };
+        if !stage1 {
+            return Ok(out);
+        }
         // A term weighted zero is not computed at all (its value reads 0).
         let ortho = if cfg.ortho_weight > 0.0 {
-            self.ortho(&g)?
+            self.ortho(g)?
         } else {
             None
         };
@@ -406,34 +489,20 @@ impl MmqTrainer {
         let vq_commit = per_item(&sum(&commit_terms)?, cfg.latent)?;
 
         let mut loss = g.add(
-            &g.scale(&recon, cfg.recon_weight)?,
+            &g.scale(&out.recon, cfg.recon_weight)?,
             &g.scale(&vq_cb, cfg.codebook_weight)?,
         )?;
         loss = g.add(&loss, &g.scale(&vq_commit, cfg.commitment_weight)?)?;
-        if let Some(a) = &aux {
+        if let Some(a) = &out.aux {
             loss = g.add(&loss, &g.scale(a, cfg.aux_weight)?)?;
         }
         if let Some(o) = &ortho {
             loss = g.add(&loss, &g.scale(o, cfg.ortho_weight)?)?;
         }
-        let grads = g.backward(&loss)?;
-        let zero = || Tensor::zeros(&self.gpu, &[1]);
-        let out = MmqStep {
-            loss: loss.value().clone(),
-            recon: recon.value().clone(),
-            aux: match aux {
-                Some(a) => a.value().clone(),
-                None => zero()?,
-            },
-            ortho: match ortho {
-                Some(o) => o.value().clone(),
-                None => zero()?,
-            },
-            vq: vq_cb.value().clone(),
-            indices,
-            latents: z.iter().map(|v| v.value().clone()).collect(),
-        };
-        Ok((out, grads))
+        out.loss = Some(loss);
+        out.ortho = ortho;
+        out.vq = Some(vq_cb);
+        Ok(out)
     }
 
     /// `Σ_groups ‖V̂V̂ᵀ − I‖²_F`: per group of experts (the shared ones; each modality's

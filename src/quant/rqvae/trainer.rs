@@ -16,6 +16,7 @@ use crate::optim::{Adam, Optimizer, Sgd};
 use crate::quant::cluster;
 use crate::quant::dead_codes::DeadCodes;
 use crate::quant::epochs::EpochTrainer;
+use crate::quant::soft::SoftForward;
 use crate::quant::train_state::TrainState;
 use crate::tensor::{DType, Tensor};
 
@@ -317,6 +318,49 @@ impl RqVaeTrainer {
             recon: recon.value().clone(),
             indices: vq.indices,
             residuals: vq.residuals,
+        })
+    }
+
+    /// Records the forward pass of the batch `x` `[rows, dim]` into `g` for behaviour-aware
+    /// fine-tuning ([`crate::rank::finetune`]): level by level the soft assignment
+    /// `softmax(−‖r_l − c‖² / τ)` over the codes (`inv_tau` = 1/τ; its argmax is the L2-nearest
+    /// code the hard forward takes) and the hard code, with the residual `r_{l+1} = r_l −
+    /// C_l[code]` kept in the graph, so a downstream loss on level `l` reaches the encoder and
+    /// the codebooks of levels `≤ l`; and the reconstruction error through the straight-through
+    /// latent, as in stage 1 (the VQ terms are not recorded: the paper's fine-tuning loss has
+    /// none).
+    pub fn soft_forward(&self, g: &Graph, x: &Tensor, inv_tau: f32) -> Result<SoftForward> {
+        if x.rank() != 2 || x.cols() != self.dim || x.dtype() != DType::F32 {
+            return Err(Error::shape(
+                "rqvae soft forward",
+                format!("the batch {:?} must be f32 [rows, {}]", x.shape(), self.dim),
+            ));
+        }
+        let xv = g.input(x);
+        let z = self.enc.forward(g, &self.store, &xv)?;
+        let (mut soft, mut hard) = (Vec::new(), Vec::new());
+        let mut r = z.clone();
+        let mut zq: Option<Var> = None;
+        for l in 0..self.cfg.levels {
+            let c = g.param(&self.store, &codebook_name(l))?;
+            let idx = nearest(r.value(), c.value(), Metric::L2)?.index;
+            soft.push(g.softmax_rows(&g.l2_logits(&r, &c, inv_tau)?)?);
+            let e = g.gather_rows(&c, &idx)?;
+            r = g.sub(&r, &e)?;
+            zq = Some(match zq {
+                None => e,
+                Some(q) => g.add(&q, &e)?,
+            });
+            hard.push(idx);
+        }
+        let zq = zq.ok_or_else(|| Error::Invalid("rqvae: no codebooks".into()))?;
+        let zst = g.straight_through(&z, &g.detach(&zq)?)?;
+        let xh = self.dec.forward(g, &self.store, &zst)?;
+        Ok(SoftForward {
+            soft,
+            hard,
+            recon: g.mse(&xh, &xv)?,
+            aux: None,
         })
     }
 
