@@ -247,15 +247,15 @@ impl RankerConfig {
         toml::to_string(self).expect("ranker settings serialise")
     }
 
-    /// The label of a run in reports: `mcca`, `mcca/wo-msc`, `din-sid`; `+ft` when it
-    /// fine-tunes its tokenizer (`din-sid+ft`).
+    /// The label of a run in reports: `mcca`, `mcca/wo-msc`, `din-sid`; `+ft(tau=…)` when it
+    /// fine-tunes its tokenizer (`din-sid+ft(tau=0.1)`).
     pub fn label(&self) -> String {
         let base = match self.ablation {
             Ablation::Full => self.model.name().to_string(),
             a => format!("{}/{}", self.model.name(), a.name()),
         };
-        match self.finetune {
-            Some(_) => format!("{base}+ft"),
+        match &self.finetune {
+            Some(ft) => format!("{base}+ft(tau={})", ft.tau),
             None => base,
         }
     }

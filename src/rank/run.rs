@@ -246,6 +246,15 @@ pub fn train_run(
     let (mut resume, mut finished) = (None, false);
     if mode == OutMode::Resume && ck_path.exists() {
         let saved = checkpoint::load(&ck_path)?;
+        if saved.finished && tuner.is_some() {
+            return Err(Error::Invalid(format!(
+                "{}: this fine-tuning run has finished; score it with `semid rank eval --run {} \
+                 --codes {}`",
+                out.display(),
+                out.display(),
+                out.join(TOKENIZER_DIR).display()
+            )));
+        }
         if saved.fingerprint != fp {
             return Err(Error::Checkpoint {
                 path: ck_path,
@@ -274,15 +283,6 @@ pub fn train_run(
         ranker.config.families = saved.config.families.clone();
         // A finished run keeps no optimizer state, so it is scored again, never trained further.
         finished = saved.finished;
-        if finished && tuner.is_some() {
-            return Err(Error::Invalid(format!(
-                "{}: this fine-tuning run has finished; score it with `semid rank eval --run {} \
-                 --codes {}`",
-                out.display(),
-                out.display(),
-                out.join(TOKENIZER_DIR).display()
-            )));
-        }
         resume = saved.fit;
     }
     manifest.write(out)?;

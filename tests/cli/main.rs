@@ -7,5 +7,6 @@
 mod common;
 
 mod commands;
+mod finetune;
 mod hostile;
 mod rank;

@@ -1431,3 +1431,173 @@ fn row_backward_kernels_on_rows_longer_than_a_loop_limit() {
         "layernorm backward dy * xhat",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// soft indexing (behaviour-aware fine-tuning)
+
+fn argmax_rows(p: &[f32], k: usize) -> Vec<u32> {
+    p.chunks(k)
+        .map(|row| {
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+#[test]
+fn soft_index_forwards_the_hard_code_and_backpropagates_the_soft_assignment() {
+    for (s, &(m, k, d)) in [(1, 1, 1), (1, 3, 2), (7, 5, 3), (13, 4, 6), (2, 11, 1)]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("soft_index m={m} k={k} d={d}");
+        let p = rand_vec(m * k, 900 + s as u64);
+        let e = rand_vec(k * d, 950 + s as u64);
+        let hard = argmax_rows(&p, k);
+        let gpu = gpu();
+        let g = Graph::new(&gpu);
+        let pv = g.leaf(&upload(&p, &[m, k])).unwrap();
+        let ev = g.leaf(&upload(&e, &[k, d])).unwrap();
+        let soft = g.softmax_rows(&pv).unwrap();
+        let ht = Tensor::from_u32(&gpu, &hard, &[m]).unwrap();
+        let y = g.soft_index(&soft, &ht, &ev).unwrap();
+        // Forward: exactly the hard code's row (no rounding from the soft path).
+        let want: Vec<f32> = hard
+            .iter()
+            .flat_map(|&c| e[c as usize * d..(c as usize + 1) * d].to_vec())
+            .collect();
+        assert_eq!(y.value().to_vec().unwrap(), want, "{name}: forward");
+        let w32 = rand_vec(m * d, 990 + s as u64);
+        let grads = g.backward_with(&y, &upload(&w32, &[m, d])).unwrap();
+        let w = to64(&w32);
+        let x64 = [to64(&p), to64(&e)];
+        // The scores' gradient is the soft surrogate's: Σ w ⊙ softmax(P)·E.
+        let surrogate = |x: &[Vec<f64>]| {
+            let sm = rows_map(&x[0], k, softmax64);
+            mm(&sm, &[m, k], &x[1], &[k, d], false, false)
+        };
+        let fd_p = fd_grad(&surrogate, &x64, 0, &w);
+        assert_grad(
+            &grads.get(&pv).unwrap().to_vec().unwrap(),
+            &fd_p,
+            &format!("{name}: dP"),
+        );
+        // The table's gradient is the hard lookup's (the value of ind is the one-hot).
+        let hard_fwd = |x: &[Vec<f64>]| {
+            hard.iter()
+                .flat_map(|&c| x[1][c as usize * d..(c as usize + 1) * d].to_vec())
+                .collect::<Vec<f64>>()
+        };
+        let fd_e = fd_grad(&hard_fwd, &x64, 1, &w);
+        assert_grad(
+            &grads.get(&ev).unwrap().to_vec().unwrap(),
+            &fd_e,
+            &format!("{name}: dE"),
+        );
+        // And the soft path really carries something: dP is not zero where k > 1.
+        if k > 1 {
+            assert!(
+                fd_p.iter().any(|v| v.abs() > 1e-6),
+                "{name}: a test that cannot fail"
+            );
+        }
+    }
+}
+
+#[test]
+fn soft_index_over_more_than_65535_workgroups_matches_the_cpu() {
+    let (m, k, d) = (70_001, 3, 2);
+    let p = rand_vec(m * k, 1001);
+    let e = rand_vec(k * d, 1002);
+    let hard = argmax_rows(&p, k);
+    let gpu = gpu();
+    let g = Graph::new(&gpu);
+    let sv = g.leaf(&upload(&p, &[m, k])).unwrap();
+    let ev = g.leaf(&upload(&e, &[k, d])).unwrap();
+    let ht = Tensor::from_u32(&gpu, &hard, &[m]).unwrap();
+    let y = g.soft_index(&sv, &ht, &ev).unwrap();
+    let w = rand_vec(m * d, 1003);
+    let grads = g.backward_with(&y, &upload(&w, &[m, d])).unwrap();
+    let got = y.value().to_vec().unwrap();
+    for (i, &c) in hard.iter().enumerate() {
+        assert_eq!(
+            &got[i * d..(i + 1) * d],
+            &e[c as usize * d..(c as usize + 1) * d]
+        );
+    }
+    // d soft = W·Eᵀ, d E = scatter-add of W by code.
+    let ds = grads.get(&sv).unwrap().to_vec().unwrap();
+    let mut de = vec![0f64; k * d];
+    for i in 0..m {
+        for j in 0..k {
+            let want: f64 = (0..d)
+                .map(|c| w[i * d + c] as f64 * e[j * d + c] as f64)
+                .sum();
+            assert!(
+                (ds[i * k + j] as f64 - want).abs() < 1e-5,
+                "d soft[{i},{j}]"
+            );
+        }
+        for c in 0..d {
+            de[hard[i] as usize * d + c] += w[i * d + c] as f64;
+        }
+    }
+    let got_de = grads.get(&ev).unwrap().to_vec().unwrap();
+    for (a, b) in got_de.iter().zip(&de) {
+        assert!(
+            (*a as f64 - b).abs() <= 1e-3 + 1e-4 * b.abs(),
+            "dE {a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn l2_logits_are_negative_squared_distances_up_to_a_row_constant() {
+    for (s, &(r, c)) in SHAPES.iter().enumerate() {
+        let k = 5;
+        let seed = 1100 + 10 * s as u64;
+        let x = rand_vec(r * c, seed);
+        let cb = rand_vec(k * c, seed + 1);
+        for inv_tau in [1.0f32, 4.0] {
+            check(
+                &format!("l2_logits {r}x{c} vs {k}x{c} 1/tau={inv_tau}"),
+                &[(x.clone(), vec![r, c]), (cb.clone(), vec![k, c])],
+                &|g, v| g.l2_logits(&v[0], &v[1], inv_tau),
+                &|x| {
+                    let dots = mm(&x[0], &[r, c], &x[1], &[k, c], false, true);
+                    (0..r * k)
+                        .map(|ij| {
+                            let j = ij % k;
+                            let csq: f64 = x[1][j * c..(j + 1) * c].iter().map(|v| v * v).sum();
+                            (2.0 * dots[ij] - csq) * inv_tau as f64
+                        })
+                        .collect()
+                },
+            );
+        }
+        // Their argmax is the L2-nearest code, as the quantizer's search picks it.
+        let g = Graph::new(&gpu());
+        let l = g
+            .l2_logits(
+                &g.input(&upload(&x, &[r, c])),
+                &g.input(&upload(&cb, &[k, c])),
+                1.0,
+            )
+            .unwrap();
+        let near = semid::kernels::codebook::nearest(
+            &upload(&x, &[r, c]),
+            &upload(&cb, &[k, c]),
+            semid::kernels::codebook::Metric::L2,
+        )
+        .unwrap()
+        .index
+        .to_u32()
+        .unwrap();
+        assert_eq!(argmax_rows(&l.value().to_vec().unwrap(), k), near);
+    }
+}

@@ -8,6 +8,7 @@ mod common;
 
 mod checkpoint;
 mod embed;
+mod finetune;
 mod metrics;
 mod mmq;
 mod nn_train;

@@ -109,6 +109,14 @@ pub fn load_source(
     let config = SemidConfig::load(&run.join(RUN_CONFIG))?;
     let ck = checkpoint_path(run, &family)?;
     let (tokenizer, meta) = AnyTokenizer::load(&ck)?;
+    if !matches!(tokenizer, AnyTokenizer::Mmq(_) | AnyTokenizer::RqVae(_)) {
+        return Err(Error::Invalid(format!(
+            "{}: a {} tokenizer cannot be fine-tuned: its codebooks come from k-means, with no \
+             encoder for the ranking loss to reach (fine-tune an rqvae or mmq run)",
+            ck.display(),
+            tokenizer.method()
+        )));
+    }
     let fam = families(emb, &config)
         .into_iter()
         .find(|f| f.name == family)
