@@ -4,6 +4,7 @@
 //! starts, one warm-up run, then at least 5 timed runs each ending with the GPU work finished.
 
 pub mod embed;
+mod finetune;
 pub mod matmul;
 pub mod mmq;
 pub mod quant;
@@ -139,6 +140,7 @@ pub fn workloads() -> Vec<Workload> {
     v.extend(rqvae::workloads());
     v.extend(mmq::workloads());
     v.extend(rank::workloads());
+    v.extend(finetune::workloads());
     v.extend(embed::workloads());
     v
 }

@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 
 /// ML-1M's catalogue and training split, the sizes the goals are stated for.
-const ITEMS: usize = 3883;
-const ML1M_TRAIN: f64 = 800_169.0;
+pub(super) const ITEMS: usize = 3883;
+pub(super) const ML1M_TRAIN: f64 = 800_169.0;
 
 /// The ranker workloads.
 pub fn workloads() -> Vec<Workload> {
@@ -43,7 +43,7 @@ pub fn workloads() -> Vec<Workload> {
 }
 
 /// A random log where every user has enough positives for full histories, and random codes.
-fn bench_data(batch: usize) -> Result<(RankProtocol, CodeTables)> {
+pub(super) fn bench_data(batch: usize) -> Result<(RankProtocol, CodeTables)> {
     let mut rng = Rng::new(1);
     let users = batch.div_ceil(8) * 2;
     let mut rows = Vec::new();

@@ -28,7 +28,11 @@ fn log() -> Interactions {
             rows.push(Interaction {
                 user: u,
                 item,
-                label: if (item + u).is_multiple_of(3) { 1.0 } else { 5.0 },
+                label: if (item + u).is_multiple_of(3) {
+                    1.0
+                } else {
+                    5.0
+                },
                 timestamp: t,
             });
             t += 1;
