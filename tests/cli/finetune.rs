@@ -275,6 +275,28 @@ fn a_tuned_tokenizer_is_a_run_of_its_own_the_source_stays_and_one_seed_gives_one
             "{f} differs"
         );
     }
+    // And `semid tokenize --resume` takes it as the finished MMQ run it is: nothing to train,
+    // the same codes.
+    let codes_before = std::fs::read(b.join("tokenizer").join("codes.csv")).unwrap();
+    ok(&strs(&[
+        "-q",
+        "tokenize",
+        "--method",
+        "mmq",
+        "--embeddings",
+        &set.emb,
+        "--ids",
+        &set.ids,
+        "--config",
+        &s(&b.join("tokenizer").join("config.toml")),
+        "--out",
+        &s(&b.join("tokenizer")),
+        "--resume",
+    ]));
+    assert_eq!(
+        std::fs::read(b.join("tokenizer").join("codes.csv")).unwrap(),
+        codes_before
+    );
     let m = json(&a.join("metrics.json"));
     assert_eq!(m["model"], "din-sid+ft(tau=0.5)");
     assert!(m["finetune"]["changed_items"].is_u64());

@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 pub const TOKENIZER_DIR: &str = "tokenizer";
 /// The summary file of a fine-tuning, in [`TOKENIZER_DIR`].
 pub const SUMMARY: &str = "finetune.json";
-/// The manifest kind of a fine-tuned tokenizer run.
-pub const KIND: &str = "finetune";
+/// The manifest kind of a fine-tuned tokenizer run: an ordinary tokenizer run (of the tuned
+/// family alone), which `semid eval`, `--codes` and `semid tokenize --resume` read as any.
+pub const KIND: &str = "tokenize";
 
 /// A finished tokenizer run's family, loaded for fine-tuning.
 #[derive(Clone, Debug)]
