@@ -7,6 +7,8 @@
 #   scripts/finetune-table.sh [SET] [OUT] [SEEDS] [EPOCHS] [TAUS]
 #     SET: synth (default), ml-100k or ml-1m; OUT defaults to out/ft-SET; SEEDS to "1 2 3";
 #     EPOCHS to 4 on synth, 2 on MovieLens; TAUS to "0.05 0.1 0.5 1".
+#   Environment: FT_TOKS (default "mmq rqvae") the tokenizers fine-tuned; ABLATIONS=0 skips the
+#   MMQ ablation rows (each a stage-1 fit and 3 rankers).
 # Every tokenizer run here has dedup = false: a fine-tuned family has no collision suffix
 # (src/rank/finetune), so its frozen counterpart has none either. Re-running skips finished runs.
 set -euo pipefail
@@ -56,11 +58,16 @@ tok() { # NAME CONFIG-LINES ARGS...
   "$S" -q tokenize --embeddings "$E" --ids "$D/ids.txt" --items "$ITEMS" --k "$K" --seed 0 \
     --config "$OUT/$name.toml" --out "$OUT/tok/$name" --overwrite "$@"
 }
+FT_TOKS=${FT_TOKS:-"mmq rqvae"}
 tok mmq '' --method mmq
-tok rqvae '' --method rqvae
-tok mmq-wo-ortho '[mmq]\northo_weight = 0.0\n' --method mmq
-tok mmq-l2 '[mmq]\nmetric = "l2"\nspherical = false\n' --method mmq
-tok mmq-wo-aux '[mmq]\naux_weight = 0.0\n' --method mmq
+case " $FT_TOKS " in *" rqvae "*) tok rqvae '' --method rqvae ;; esac
+ABL=""
+if [ "${ABLATIONS:-1}" != 0 ]; then
+  ABL="mmq-wo-ortho mmq-l2 mmq-wo-aux"
+  tok mmq-wo-ortho '[mmq]\northo_weight = 0.0\n' --method mmq
+  tok mmq-l2 '[mmq]\nmetric = "l2"\nspherical = false\n' --method mmq
+  tok mmq-wo-aux '[mmq]\naux_weight = 0.0\n' --method mmq
+fi
 rank() { # NAME ARGS...
   local name=$1; shift
   for s in $SEEDS; do
@@ -73,17 +80,22 @@ rank() { # NAME ARGS...
   done
 }
 ROWS=""
-for t in mmq mmq-wo-ortho mmq-l2 mmq-wo-aux; do
+for t in mmq $ABL; do
   rank "din-sid-$t" --model din-sid --families mmq --codes "$OUT/tok/$t"
   ROWS="$ROWS din-sid-$t"
 done
-rank din-sid-rqvae --model din-sid --families joint --codes "$OUT/tok/rqvae"
-ROWS="$ROWS din-sid-rqvae"
+case " $FT_TOKS " in *" rqvae "*)
+  rank din-sid-rqvae --model din-sid --families joint --codes "$OUT/tok/rqvae"
+  ROWS="$ROWS din-sid-rqvae" ;;
+esac
 FT=(--embeddings "$E" --ids "$D/ids.txt")
 for tau in $TAUS; do
-  rank "din-sid-mmq-ft-tau$tau" --model din-sid --families mmq --finetune-tokenizer "$OUT/tok/mmq" "${FT[@]}" --tau "$tau"
-  rank "din-sid-rqvae-ft-tau$tau" --model din-sid --families joint --finetune-tokenizer "$OUT/tok/rqvae" --finetune-family joint "${FT[@]}" --tau "$tau"
-  ROWS="$ROWS din-sid-mmq-ft-tau$tau din-sid-rqvae-ft-tau$tau"
+  for t in $FT_TOKS; do
+    fam=mmq
+    [ "$t" = rqvae ] && fam=joint
+    rank "din-sid-$t-ft-tau$tau" --model din-sid --families $fam --finetune-tokenizer "$OUT/tok/$t" --finetune-family $fam "${FT[@]}" --tau "$tau"
+    ROWS="$ROWS din-sid-$t-ft-tau$tau"
+  done
 done
 {
   "$S" report $(for r in $ROWS; do echo "$OUT"/rank/$r/seed*; done)
