@@ -11,17 +11,16 @@
 //! `mcca_step` of the same run: `median_s ≤ 1.5 × (mmq_step / 2 + mcca_step)`. `--quick`:
 //! batch 64, widths 96 and 64.
 
-use super::rank::{bench_data, ITEMS, ML1M_TRAIN};
+use super::mmq::two_modalities;
+use super::rank::{bench_data, full_history_samples, ITEMS, ML1M_TRAIN};
 use super::{dispatch_figures, merge, record, time_runs, BenchOptions, Workload};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::optim::Adam;
-use crate::pipeline::normalize_rows;
 use crate::quant::any::AnyTokenizer;
 use crate::quant::mmq::{MmqConfig, MmqTrainer, ModalitySpec};
 use crate::rank::finetune::{FineTuner, FinetuneConfig, TunedInputs};
 use crate::rank::{FamilyCodes, ModelKind, Ranker, RankerConfig, SplitName, StepRule};
-use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -42,14 +41,7 @@ fn baf_step(gpu: &Gpu, opts: &BenchOptions) -> Result<Value> {
         (512, 768, 512)
     };
     let (p, mut codes) = bench_data(batch)?;
-    let mut rng = Rng::new(2);
-    let text = normalize_rows(&rng.normal_vec(ITEMS * dt), dt);
-    let audio = normalize_rows(&rng.normal_vec(ITEMS * da), da);
-    let mut rows = Vec::with_capacity(ITEMS * (dt + da));
-    for i in 0..ITEMS {
-        rows.extend_from_slice(&text[i * dt..(i + 1) * dt]);
-        rows.extend_from_slice(&audio[i * da..(i + 1) * da]);
-    }
+    let rows = two_modalities(ITEMS, dt, da, 2);
     let mcfg = MmqConfig {
         seed: 1,
         dead_code_steps: 0,
@@ -93,10 +85,7 @@ fn baf_step(gpu: &Gpu, opts: &BenchOptions) -> Result<Value> {
         ..Default::default()
     };
     let mut ranker = Ranker::new(gpu, &cfg, ITEMS, 20, Some(&codes))?;
-    let full: Vec<usize> = (0..p.len(SplitName::Train))
-        .filter(|&i| p.history(SplitName::Train, i).len() == 20)
-        .take(batch)
-        .collect();
+    let full = full_history_samples(&p, batch);
     let distinct = {
         let b = p.batch(SplitName::Train, &full)?;
         let mut v: Vec<u32> = b.hist.iter().chain(&b.items).copied().collect();

@@ -26,6 +26,20 @@ pub fn workloads() -> Vec<Workload> {
     }]
 }
 
+/// `n` random rows of a `dt`-wide text and a `da`-wide audio embedding side by side, each
+/// L2-normalised as the pipeline feeds MMQ (`Rng::new(seed)`).
+pub(super) fn two_modalities(n: usize, dt: usize, da: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let text = normalize_rows(&rng.normal_vec(n * dt), dt);
+    let audio = normalize_rows(&rng.normal_vec(n * da), da);
+    let mut rows = Vec::with_capacity(n * (dt + da));
+    for i in 0..n {
+        rows.extend_from_slice(&text[i * dt..(i + 1) * dt]);
+        rows.extend_from_slice(&audio[i * da..(i + 1) * da]);
+    }
+    rows
+}
+
 fn mmq_step(gpu: &Gpu, opts: &BenchOptions) -> Result<Value> {
     let (batch, dt, da) = if opts.quick {
         (256, 96, 64)
@@ -41,14 +55,7 @@ fn mmq_step(gpu: &Gpu, opts: &BenchOptions) -> Result<Value> {
         ModalitySpec::new("text", dt),
         ModalitySpec::new("audio", da),
     ];
-    let mut rng = Rng::new(1);
-    let text = normalize_rows(&rng.normal_vec(batch * dt), dt);
-    let audio = normalize_rows(&rng.normal_vec(batch * da), da);
-    let mut rows = Vec::with_capacity(batch * (dt + da));
-    for i in 0..batch {
-        rows.extend_from_slice(&text[i * dt..(i + 1) * dt]);
-        rows.extend_from_slice(&audio[i * da..(i + 1) * da]);
-    }
+    let rows = two_modalities(batch, dt, da, 1);
     let x = Tensor::from_slice(gpu, &rows, &[batch, dt + da])?;
     let mut trainer = MmqTrainer::new(gpu, &cfg, &mods)?;
     trainer.init_codebooks(&x)?;

@@ -82,6 +82,15 @@ pub(super) fn bench_data(batch: usize) -> Result<(RankProtocol, CodeTables)> {
     ))
 }
 
+/// The first `batch` training samples with a full history of 20 (the later events of each
+/// user).
+pub(super) fn full_history_samples(p: &RankProtocol, batch: usize) -> Vec<usize> {
+    (0..p.len(SplitName::Train))
+        .filter(|&i| p.history(SplitName::Train, i).len() == 20)
+        .take(batch)
+        .collect()
+}
+
 fn ranker_step(gpu: &Gpu, opts: &BenchOptions, name: &str, model: ModelKind) -> Result<Value> {
     let batch = if opts.quick { 64 } else { 512 };
     let (p, codes) = bench_data(batch)?;
@@ -92,11 +101,7 @@ fn ranker_step(gpu: &Gpu, opts: &BenchOptions, name: &str, model: ModelKind) -> 
         ..Default::default()
     };
     let mut ranker = Ranker::new(gpu, &cfg, ITEMS, 20, Some(&codes))?;
-    // The training samples with a full history (the later events of each user).
-    let full: Vec<usize> = (0..p.len(SplitName::Train))
-        .filter(|&i| p.history(SplitName::Train, i).len() == 20)
-        .take(batch)
-        .collect();
+    let full = full_history_samples(&p, batch);
     let mut opt = Adam::new(cfg.lr);
     ranker.train_step(&mut opt, &p, &full)?;
     gpu.sync()?;

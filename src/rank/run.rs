@@ -339,12 +339,7 @@ fn tuned_codes(gpu: &Gpu, codes: Option<&mut CodeTables>, src: &Source) -> Resul
     let mut tok = src.tokenizer.clone();
     tok.set_gpu(gpu);
     let all = tok.encode(gpu, &src.input.data)?;
-    let table: Vec<u32> = src
-        .input
-        .rows
-        .iter()
-        .flat_map(|&r| all.item(r as usize).to_vec())
-        .collect();
+    let table = src.input.log_table(&all);
     let f = tables
         .families
         .iter_mut()

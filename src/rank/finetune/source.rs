@@ -110,12 +110,12 @@ pub fn load_source(
     let config = SemidConfig::load(&run.join(RUN_CONFIG))?;
     let ck = checkpoint_path(run, &family)?;
     let (tokenizer, meta) = AnyTokenizer::load(&ck)?;
+    // Checked here, before the ranker is built, so the reason is the first error a user sees.
     if !matches!(tokenizer, AnyTokenizer::Mmq(_) | AnyTokenizer::RqVae(_)) {
         return Err(Error::Invalid(format!(
-            "{}: a {} tokenizer cannot be fine-tuned: its codebooks come from k-means, with no \
-             encoder for the ranking loss to reach (fine-tune an rqvae or mmq run)",
+            "{}: {}",
             ck.display(),
-            tokenizer.method()
+            super::tokenizer::not_tunable(&tokenizer)
         )));
     }
     let fam = families(emb, &config)

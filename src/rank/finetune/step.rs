@@ -32,6 +32,17 @@ pub struct TunedInputs {
     pub rows: Vec<u32>,
 }
 
+impl TunedInputs {
+    /// `codes` (one row per item of the run) picked out for the log's items, in the ranker's
+    /// item order: `[items, levels]` flat.
+    pub fn log_table(&self, codes: &Codes) -> Vec<u32> {
+        self.rows
+            .iter()
+            .flat_map(|&r| codes.item(r as usize).to_vec())
+            .collect()
+    }
+}
+
 /// Behaviour-aware fine-tuning as a [`StepRule`]: trains the ranker and the tokenizer of one
 /// of its families together ([`super`] gives the equations).
 #[derive(Debug)]
@@ -119,11 +130,7 @@ impl FineTuner {
 
     /// The codes of the log's items (the ranker's item order), `[items, levels]` flat.
     pub fn log_table(&self, codes: &Codes) -> Vec<u32> {
-        self.input
-            .rows
-            .iter()
-            .flat_map(|&r| codes.item(r as usize).to_vec())
-            .collect()
+        self.input.log_table(codes)
     }
 
     /// The tuned tokenizer as a finished model.

@@ -31,6 +31,15 @@ impl std::fmt::Debug for TunedTokenizer {
     }
 }
 
+/// Why a k-means tokenizer (RQ-KMeans, PSRQ) cannot be tuned.
+pub(crate) fn not_tunable(tok: &AnyTokenizer) -> Error {
+    Error::Invalid(format!(
+        "a {} tokenizer cannot be fine-tuned: its codebooks come from k-means, with no encoder \
+         for the ranking loss to reach (fine-tune an rqvae or mmq run)",
+        tok.method()
+    ))
+}
+
 impl TunedTokenizer {
     /// The fitted `tok` on `gpu`, ready to be tuned. Only the learned tokenizers can be: the
     /// k-means ones (RQ-KMeans, PSRQ) have no encoder for a gradient to reach.
@@ -46,11 +55,7 @@ impl TunedTokenizer {
                 t.load(m)?;
                 Ok(TunedTokenizer::RqVae(Box::new(t)))
             }
-            other => Err(Error::Invalid(format!(
-                "a {} tokenizer cannot be fine-tuned: its codebooks come from k-means, with no \
-                 encoder for the ranking loss to reach (fine-tune an rqvae or mmq run)",
-                other.method()
-            ))),
+            other => Err(not_tunable(other)),
         }
     }
 
