@@ -131,7 +131,8 @@ fn fill_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     w2[i] = p.alpha * r1[0];
 }
 
-// Softmax backward, per row: dx = y * (dy - Σ dy·y); log-softmax: dx = dy - exp(y) · Σ dy.
+// Softmax backward, per row: dx = y * (dy - Σ dy·y); log-softmax: dx = dy - exp(y) · Σ dy;
+// both times alpha (1, or the scale of a scaled softmax; a product by 1.0 is exact).
 // r1 y (the forward output), r2 dy -> w3 dx; w4 the running sum per row (long rows).
 @compute @workgroup_size(256)
 fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -162,9 +163,9 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         let y = r1[base + c];
         let dy = r2[base + c];
         if (LOG == 1u) {
-            w3[base + c] = dy - exp(y) * s;
+            w3[base + c] = p.alpha * (dy - exp(y) * s);
         } else {
-            w3[base + c] = y * (dy - s);
+            w3[base + c] = p.alpha * (y * (dy - s));
         }
     }
 }

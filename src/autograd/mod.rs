@@ -55,6 +55,9 @@
 //! - reductions: [`Graph::sum`], [`Graph::mean`] (everything), [`Graph::sum_rows`],
 //!   [`Graph::mean_rows`] (each row), [`Graph::sum_cols`], [`Graph::mean_cols`] (over rows);
 //! - [`Graph::softmax_rows`], [`Graph::log_softmax_rows`];
+//! - attention: [`Graph::attention`] (multi-head, with an [`AttnMask`]: padding, causal,
+//!   cross), built from [`Graph::split_heads`], [`Graph::merge_heads`],
+//!   [`Graph::masked_softmax`] and batched [`Graph::matmul`];
 //! - movement: [`Graph::gather_rows`] (backward = deterministic scatter-add),
 //!   [`Graph::concat_cols`], [`Graph::slice_cols`], [`Graph::reshape`], [`Graph::transpose`];
 //! - normalisation: [`Graph::layernorm`], [`Graph::l2_normalize_rows`],
@@ -83,5 +86,6 @@
 mod graph;
 mod ops;
 
+pub use crate::kernels::attention_train::AttnMask;
 pub use graph::{Grads, Graph, Var};
 pub use ops::NORMALIZE_EPS;

@@ -4,8 +4,8 @@
 //! - [`unary_backward`]: `dx = dy · f'(x)` for the differentiable [`Unary`] ops.
 //! - [`scale_by`], [`fill_scalar`]: multiply by / broadcast a scalar that lives on the GPU (the
 //!   upstream gradient of a scalar loss), so no readback is needed.
-//! - [`softmax_rows_backward`], [`layernorm_backward`], [`l2_normalize_rows`] and
-//!   [`l2_normalize_rows_backward`]: row-wise, one workgroup per row, deterministic trees.
+//! - [`softmax_rows_backward`], [`scaled_softmax_rows_backward`], [`layernorm_backward`],
+//!   [`l2_normalize_rows`] and [`l2_normalize_rows_backward`]: row-wise, one workgroup per row, deterministic trees.
 //! - [`bce_with_logits_elems`], [`bce_with_logits_backward`], [`nll_rows`],
 //!   [`softmax_xent_backward`]: loss pieces.
 //! - [`dropout`] with [`dropout_key`] and the CPU reference [`dropout_mask_cpu`]: a counter-based
@@ -289,13 +289,30 @@ fn check_per_row(op: &'static str, x: &Tensor, what: &str, t: &Tensor) -> Result
 /// Backward of a row softmax (`log = false`: `dx = y·(dy − Σ dy·y)`) or log-softmax
 /// (`log = true`: `dx = dy − exp(y)·Σ dy`), where `y` is the forward output.
 pub fn softmax_rows_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tensor> {
-    const OP: &str = "softmax_rows_backward";
-    check_rows(OP, y, "y", y)?;
-    check_rows(OP, y, "dy", dy)?;
+    softmax_backward(y, dy, log, 1.0, "softmax_rows_backward")
+}
+
+/// Backward of `y = softmax(scale · x)` per row: `dx = scale · y·(dy − Σ dy·y)`, where `y` is
+/// the forward output. Entries with `y = 0` (masked keys of
+/// [`crate::kernels::attention_train::masked_softmax`]) get a zero gradient.
+pub fn scaled_softmax_rows_backward(y: &Tensor, dy: &Tensor, scale: f32) -> Result<Tensor> {
+    softmax_backward(y, dy, false, scale, "scaled_softmax_rows_backward")
+}
+
+fn softmax_backward(
+    y: &Tensor,
+    dy: &Tensor,
+    log: bool,
+    scale: f32,
+    op: &'static str,
+) -> Result<Tensor> {
+    check_rows(op, y, "y", y)?;
+    check_rows(op, y, "dy", dy)?;
     let dx = Tensor::empty(y.gpu(), y.shape())?;
     let cols = y.cols();
     let params = Params {
-        cols: u32_of(cols, "cols", OP)?,
+        cols: u32_of(cols, "cols", op)?,
+        alpha: scale,
         ..Default::default()
     };
     let rb = cols as u64 * 4;
@@ -307,7 +324,7 @@ pub fn softmax_rows_backward(y: &Tensor, dy: &Tensor, log: bool) -> Result<Tenso
         y.rows(),
         &[rb],
         1,
-        OP,
+        op,
         |s, n| vec![y.row_range(s, n), dy.row_range(s, n), dx.row_range(s, n)],
     )?;
     Ok(dx)

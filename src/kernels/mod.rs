@@ -13,6 +13,7 @@
 //! | [`autograd`] | `autograd.wgsl` | backward kernels of the autograd graph, dropout, row L2-normalise |
 //! | [`optim`] | `optim.wgsl` | fused optimizer updates, sum of squares for clipping |
 //! | [`attention`] | `attention.wgsl` | fused multi-head attention with a padding mask (online softmax) |
+//! | [`attention_train`] | `attention_train.wgsl` | trainable attention's steps: head split/merge, masked (padding, causal) scaled row softmax |
 
 /// A shader file's source with [`PRELUDE`] in front, as one `&'static str` made at compile
 /// time: `with_prelude!("matmul.wgsl")`. WGSL has no includes, so this is how shaders share
@@ -58,6 +59,7 @@ macro_rules! uniform {
 pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
 pub mod attention;
+pub mod attention_train;
 pub mod autograd;
 pub mod codebook;
 pub mod codebook_gen;
@@ -114,6 +116,7 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         autograd::SHADER,
         optim::SHADER,
         attention::SHADER,
+        attention_train::SHADER,
         sort::SHADER,
     ]
 }

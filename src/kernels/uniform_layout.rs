@@ -27,6 +27,8 @@ fn all() -> Vec<Rust> {
     vec![
         rust!(attention::Params),
         rust!(attention::LnParams),
+        rust!(attention_train::HeadsParams),
+        rust!(attention_train::SoftmaxParams),
         rust!(autograd::Params),
         rust!(codebook::Params),
         rust!(elementwise::Params),

@@ -1,6 +1,7 @@
 //! The differentiable ops, one file per family, each forward next to its gradient rule. All
 //! are methods of [`Graph`](super::Graph).
 
+mod attention;
 mod dropout;
 mod elementwise;
 mod loss;
