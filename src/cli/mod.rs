@@ -9,6 +9,7 @@ mod eval;
 mod info;
 mod progress;
 mod rank;
+mod retrieve;
 mod report;
 mod synth;
 mod tokenize;
@@ -51,6 +52,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Train and evaluate rankers (DIN, DIN + semantic IDs, MCCA) on semantic IDs.
     Rank(rank::RankArgs),
+    /// Train and evaluate retrievers (TIGER on semantic IDs, SASRec) by Recall/NDCG.
+    Retrieve(retrieve::RetrieveArgs),
     /// Compare the metrics of tokenize runs.
     Report(report::ReportArgs),
     /// Print the default configuration of a method as TOML.
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokenize(a) => tokenize::run(&cli, a),
         Command::Eval(a) => eval::run(&cli, a),
         Command::Rank(a) => rank::run(&cli, a),
+        Command::Retrieve(a) => retrieve::run(&cli, a),
         Command::Report(a) => report::run(a),
         Command::Config(a) => config::run(a),
     }

@@ -30,6 +30,7 @@ fn all() -> Vec<Rust> {
         rust!(attention_train::HeadsParams),
         rust!(attention_train::SoftmaxParams),
         rust!(autograd::Params),
+        rust!(beam::Params),
         rust!(codebook::Params),
         rust!(elementwise::Params),
         rust!(kmeans::Params),

@@ -6,6 +6,7 @@
 //! | [`drift`] | semantic drift: within-cluster cosine of the ORIGINAL embeddings per level, label purity, reconstruction cosine |
 //! | [`report`] | the [`Metrics`] struct, JSON, the printed table, several methods side by side |
 //! | [`plot`] | the SVG of rank-size curves of the cluster sizes per level |
+//! | [`retrieval`] | judging a retriever: Recall@K and NDCG@K with one held-out item per user, cold users apart |
 //! | [`ranking`] | judging a ranker instead of the IDs: exact AUC (ties averaged), cold AUC, GAUC, logloss, [`RankingMetrics`] |
 //!
 //! Every level is grouped two ways: by the PREFIX tuple (codes `1..=l`: the tree a generative
@@ -26,6 +27,7 @@ pub mod drift;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod ranking;
+pub mod retrieval;
 pub mod report;
 
 pub use codes::{Collisions, SizeDist};

@@ -11,6 +11,8 @@
 //! | [`LayerNorm`] | `{name}.weight` `[dim]`, `{name}.bias` `[dim]` |
 //! | [`Embedding`] | `{name}.weight` `[num, dim]` |
 //! | [`Dropout`] | none (seeded counter-based masks) |
+//! | [`MultiHeadAttention`] | `{name}.q` / `.k` / `.v` / `.o` Linears |
+//! | [`TransformerBlock`] | pre-LN block: `{name}.ln_self`, `.attn`, `.ln_cross`, `.cross`, `.ln_ff`, `.ff_in`, `.ff_out` |
 //! | [`FrozenMlp`] | an [`Mlp`]'s saved weights, for inference on the GPU or the CPU |
 
 mod dropout;
@@ -20,6 +22,7 @@ mod layernorm;
 mod linear;
 mod mlp;
 mod params;
+mod transformer;
 
 pub use crate::kernels::matmul::Activation;
 pub use dropout::Dropout;
@@ -29,3 +32,4 @@ pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig};
 pub use params::{Init, Param, ParamStore, PARAMS_FORMAT};
+pub use transformer::{BlockShape, DropCtx, MultiHeadAttention, TransformerBlock};
