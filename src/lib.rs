@@ -40,6 +40,7 @@ pub mod optim;
 pub mod pipeline;
 pub mod quant;
 pub mod rank;
+pub mod retrieval;
 pub mod rng;
 pub mod tensor;
 

@@ -13,6 +13,7 @@
 //! | [`autograd`] | `autograd.wgsl` | backward kernels of the autograd graph, dropout, row L2-normalise |
 //! | [`optim`] | `optim.wgsl` | fused optimizer updates, sum of squares for clipping |
 //! | [`attention`] | `attention.wgsl` | fused multi-head attention with a padding mask (online softmax) |
+//! | [`beam`] | `beam.wgsl` | one step of trie-constrained beam search: per-user top-k over (beam, token), prefix extension |
 
 /// A shader file's source with [`PRELUDE`] in front, as one `&'static str` made at compile
 /// time: `with_prelude!("matmul.wgsl")`. WGSL has no includes, so this is how shaders share
@@ -59,6 +60,7 @@ pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
 pub mod attention;
 pub mod autograd;
+pub mod beam;
 pub mod codebook;
 pub mod codebook_gen;
 pub mod elementwise;
@@ -115,5 +117,6 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         optim::SHADER,
         attention::SHADER,
         sort::SHADER,
+        beam::SHADER,
     ]
 }

@@ -28,6 +28,7 @@ fn all() -> Vec<Rust> {
         rust!(attention::Params),
         rust!(attention::LnParams),
         rust!(autograd::Params),
+        rust!(beam::Params),
         rust!(codebook::Params),
         rust!(elementwise::Params),
         rust!(kmeans::Params),

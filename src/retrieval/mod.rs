@@ -1,0 +1,2 @@
+//! Generative retrieval on semantic IDs: decoding a user's next item token by token.
+pub mod decode;
