@@ -338,11 +338,20 @@ pub struct TopKCpu {
 }
 
 /// The child of `node` along `token` in a CSR trie, or [`INVALID`].
-pub fn trie_child_cpu(offsets: &[u32], tokens: &[u32], children: &[u32], node: u32, token: u32) -> u32 {
+pub fn trie_child_cpu(
+    offsets: &[u32],
+    tokens: &[u32],
+    children: &[u32],
+    node: u32,
+    token: u32,
+) -> u32 {
     if node == INVALID {
         return INVALID;
     }
-    let (a, b) = (offsets[node as usize] as usize, offsets[node as usize + 1] as usize);
+    let (a, b) = (
+        offsets[node as usize] as usize,
+        offsets[node as usize + 1] as usize,
+    );
     match tokens[a..b].binary_search(&token) {
         Ok(k) => children[a + k],
         Err(_) => INVALID,

@@ -19,11 +19,13 @@ use crate::tensor::{DType, Tensor};
 pub trait StepScorer {
     /// Next-token log-probabilities at decoding position `step` for `rows = users * rows_per_user` prefixes laid out user-major:
     /// `prefixes` is a u32 tensor [rows, step] (empty at step 0). Returns f32 [rows, vocab[step]].
-    fn log_probs(&mut self, step: usize, prefixes: &Tensor, rows_per_user: usize) -> Result<Tensor>;
+    fn log_probs(&mut self, step: usize, prefixes: &Tensor, rows_per_user: usize)
+        -> Result<Tensor>;
 }
 
 /// [`StepScorer`] in plain Rust, for [`beam_search_cpu`]: `prefixes` is row-major
-/// `[rows, step]`, the result `[rows, vocab[step]]`.
+/// `[rows, step]` (so `rows` is given: at step 0 the slice is empty), the result
+/// `[rows, vocab[step]]`.
 pub trait CpuStepScorer {
     /// Next-token log-probabilities at position `step` of `rows = users · rows_per_user`
     /// user-major prefixes.
@@ -31,6 +33,7 @@ pub trait CpuStepScorer {
         &mut self,
         step: usize,
         prefixes: &[u32],
+        rows: usize,
         rows_per_user: usize,
     ) -> Result<Vec<f32>>;
 }
@@ -195,7 +198,7 @@ pub fn beam_search_cpu(
     let mut prefixes: Vec<u32> = Vec::new();
     let (offsets, tokens, children) = trie.csr();
     for (step, &vocab) in trie.vocab().iter().enumerate() {
-        let logp = scorer.log_probs_cpu(step, &prefixes, b)?;
+        let logp = scorer.log_probs_cpu(step, &prefixes, rows, b)?;
         if logp.len() != rows * vocab {
             return Err(Error::shape(
                 "CpuStepScorer::log_probs_cpu",
@@ -246,6 +249,10 @@ impl InvalidIdStats {
 /// Counts the hits of a decoding run that are not real items.
 pub fn invalid_id_stats(results: &[Vec<Hit>]) -> InvalidIdStats {
     let hits = results.iter().map(Vec::len).sum();
-    let invalid = results.iter().flatten().filter(|h| h.item.is_none()).count();
+    let invalid = results
+        .iter()
+        .flatten()
+        .filter(|h| h.item.is_none())
+        .count();
     InvalidIdStats { hits, invalid }
 }

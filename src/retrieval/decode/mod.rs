@@ -13,8 +13,8 @@ pub mod exact;
 pub mod trie;
 
 pub use beam::{
-    beam_search, beam_search_cpu, invalid_id_stats, BeamConfig, CpuStepScorer, Hit,
-    InvalidIdStats, StepScorer,
+    beam_search, beam_search_cpu, invalid_id_stats, BeamConfig, CpuStepScorer, Hit, InvalidIdStats,
+    StepScorer,
 };
 pub use exact::exact_search;
 pub use trie::{CodeTrie, GpuTrie};
