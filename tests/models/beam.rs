@@ -197,7 +197,7 @@ fn trie_build_errors_name_the_item_row_and_position() {
 fn check_top_k(users: usize, beams: usize, vocab: usize, seed: u64) {
     let g = gpu();
     let voc = [vocab, vocab];
-    let codes = random_codes((vocab * 3).min(400), &voc, seed);
+    let codes = random_codes((vocab * 3).min(400).min(vocab * vocab), &voc, seed);
     let trie = CodeTrie::build(&codes, &voc).unwrap();
     let gt = trie.to_gpu(&g).unwrap();
     let rows = users * beams;
