@@ -14,6 +14,7 @@
 //! | [`optim`] | `optim.wgsl` | fused optimizer updates, sum of squares for clipping |
 //! | [`attention`] | `attention.wgsl` | fused multi-head attention with a padding mask (online softmax) |
 //! | [`attention_train`] | `attention_train.wgsl` | trainable attention's steps: head split/merge, masked (padding, causal) scaled row softmax |
+//! | [`beam`] | `beam.wgsl` | one step of trie-constrained beam search: per-user top-k over (beam, token), prefix extension |
 
 /// A shader file's source with [`PRELUDE`] in front, as one `&'static str` made at compile
 /// time: `with_prelude!("matmul.wgsl")`. WGSL has no includes, so this is how shaders share
@@ -61,6 +62,7 @@ pub const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 pub mod attention;
 pub mod attention_train;
 pub mod autograd;
+pub mod beam;
 pub mod codebook;
 pub mod codebook_gen;
 pub mod elementwise;
@@ -118,5 +120,6 @@ pub fn all_shaders() -> Vec<ShaderSource> {
         attention::SHADER,
         attention_train::SHADER,
         sort::SHADER,
+        beam::SHADER,
     ]
 }

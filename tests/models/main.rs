@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod beam;
 mod checkpoint;
 mod embed;
 mod finetune;
