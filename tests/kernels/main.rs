@@ -7,6 +7,7 @@
 mod common;
 
 mod attention;
+mod attention_train;
 mod autograd_gradcheck;
 mod codebook;
 mod elementwise;
