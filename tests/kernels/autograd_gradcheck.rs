@@ -1601,3 +1601,239 @@ fn l2_logits_are_negative_squared_distances_up_to_a_row_constant() {
         assert_eq!(argmax_rows(&l.value().to_vec().unwrap(), k), near);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+/// f64 masked softmax of `scale · s` over `[b*h, sq, sk]`, as `masked_softmax_cpu` defines it.
+#[allow(clippy::too_many_arguments)]
+fn masked_softmax64(
+    s: &[f64],
+    dims: [usize; 4],
+    scale: f64,
+    q_lens: Option<&[u32]>,
+    k_lens: Option<&[u32]>,
+    causal: bool,
+) -> Vec<f64> {
+    let [_, h, sq, sk] = dims;
+    let mut out = vec![0.0; s.len()];
+    for (r, (row, o)) in s.chunks(sk).zip(out.chunks_mut(sk)).enumerate() {
+        let (i, b) = (r % sq, r / sq / h);
+        let mut lim = k_lens.map_or(sk, |k| (k[b] as usize).min(sk));
+        if causal {
+            lim = lim.min(i + 1);
+        }
+        if q_lens.is_some_and(|q| i >= q[b] as usize) {
+            lim = 0;
+        }
+        if lim > 0 {
+            let p = softmax64(&row[..lim].iter().map(|v| scale * v).collect::<Vec<_>>());
+            o[..lim].copy_from_slice(&p);
+        }
+    }
+    out
+}
+
+/// f64 `split_heads`: `[b, s, h*d] -> [b*h, s, d]`.
+fn split64(x: &[f64], [b, s, h, d]: [usize; 4]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.len());
+    for bi in 0..b {
+        for hi in 0..h {
+            for si in 0..s {
+                out.extend_from_slice(&x[((bi * s + si) * h + hi) * d..][..d]);
+            }
+        }
+    }
+    out
+}
+
+/// f64 `merge_heads`: `[b*h, s, d] -> [b, s, h*d]`.
+fn merge64(y: &[f64], [b, s, h, d]: [usize; 4]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(y.len());
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                out.extend_from_slice(&y[((bi * h + hi) * s + si) * d..][..d]);
+            }
+        }
+    }
+    out
+}
+
+/// f64 attention of q `[b, sq, h*d]` over k, v `[b, sk, h*d]`, composed as the graph does.
+#[allow(clippy::too_many_arguments)]
+fn attention64(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    [b, sq, sk, h, d]: [usize; 5],
+    scale: f64,
+    q_lens: Option<&[u32]>,
+    k_lens: Option<&[u32]>,
+    causal: bool,
+) -> Vec<f64> {
+    let (qh, kh, vh) = (
+        split64(q, [b, sq, h, d]),
+        split64(k, [b, sk, h, d]),
+        split64(v, [b, sk, h, d]),
+    );
+    let mut o = Vec::with_capacity(b * h * sq * d);
+    for m in 0..b * h {
+        let qm = &qh[m * sq * d..][..sq * d];
+        let km = &kh[m * sk * d..][..sk * d];
+        let vm = &vh[m * sk * d..][..sk * d];
+        let s = mm(qm, &[sq, d], km, &[sk, d], false, true);
+        // The lengths of sequence m / h, applied to this one matrix.
+        let bi = m / h;
+        let (ql, kl) = (q_lens.map(|l| [l[bi]]), k_lens.map(|l| [l[bi]]));
+        let pm = masked_softmax64(
+            &s,
+            [1, 1, sq, sk],
+            scale,
+            ql.as_ref().map(|l| &l[..]),
+            kl.as_ref().map(|l| &l[..]),
+            causal,
+        );
+        o.extend(mm(&pm, &[sq, sk], vm, &[sk, d], false, false));
+    }
+    merge64(&o, [b, sq, h, d])
+}
+
+fn lens(g: &Graph, v: &[u32]) -> Tensor {
+    Tensor::from_u32(g.gpu(), v, &[v.len()]).unwrap()
+}
+
+#[test]
+fn masked_softmax_gradient_is_scaled_and_zero_where_masked() {
+    use semid::autograd::AttnMask;
+    // B = 2, H = 2, Sq = 3, Sk = 4; a padding query row, a short key length, causal or not.
+    let dims = [2, 2, 3, 4];
+    let (q, k) = ([3u32, 2], [4u32, 2]);
+    for (causal, scale) in [(false, 0.7f32), (true, 1.9)] {
+        let x: Vec<f32> = rand_vec(48, 1200 + causal as u64)
+            .iter()
+            .map(|v| 2.0 * v)
+            .collect();
+        check(
+            &format!("masked_softmax causal {causal} scale {scale}"),
+            &[(x, vec![4, 3, 4])],
+            &|g, v| {
+                let (qt, kt) = (lens(g, &q), lens(g, &k));
+                let mask = AttnMask {
+                    q_lens: Some(&qt),
+                    k_lens: Some(&kt),
+                    causal,
+                };
+                g.masked_softmax(&v[0], 2, scale, &mask)
+            },
+            &|x| masked_softmax64(&x[0], dims, scale as f64, Some(&q), Some(&k), causal),
+        );
+    }
+}
+
+#[test]
+fn split_and_merge_heads_gradients() {
+    let dims = [2, 3, 3, 2];
+    check(
+        "split_heads [2,3,6] H=3",
+        &[input(36, &[2, 3, 6], 1210)],
+        &|g, v| g.split_heads(&v[0], 3),
+        &|x| split64(&x[0], dims),
+    );
+    check(
+        "merge_heads [6,3,2] H=3",
+        &[input(36, &[6, 3, 2], 1211)],
+        &|g, v| g.merge_heads(&v[0], 3),
+        &|x| merge64(&x[0], dims),
+    );
+}
+
+#[test]
+fn attention_gradients_for_causal_self_attention_with_padding() {
+    use semid::autograd::AttnMask;
+    // B = 2, S = 4, H = 2, D = 3; sequence 1 has 3 real tokens.
+    let (b, s, h, d) = (2, 4, 2, 3);
+    let l = [4u32, 3];
+    let cpu = |x: &[Vec<f64>], same: bool| {
+        let (q, k, v) = if same {
+            (&x[0], &x[0], &x[0])
+        } else {
+            (&x[0], &x[1], &x[2])
+        };
+        attention64(q, k, v, [b, s, s, h, d], 0.6, Some(&l), Some(&l), true)
+    };
+    let n = b * s * h * d;
+    // q = k = v: one input, its gradient sums the three paths.
+    check(
+        "attention self q=k=v causal+padding",
+        &[input(n, &[b, s, h * d], 1220)],
+        &|g, v| {
+            let lt = lens(g, &l);
+            let mask = AttnMask {
+                q_lens: Some(&lt),
+                k_lens: Some(&lt),
+                causal: true,
+            };
+            g.attention(&v[0], &v[0], &v[0], h, Some(0.6), &mask)
+        },
+        &|x| cpu(x, true),
+    );
+    check(
+        "attention self q, k, v causal+padding",
+        &[
+            input(n, &[b, s, h * d], 1221),
+            input(n, &[b, s, h * d], 1222),
+            input(n, &[b, s, h * d], 1223),
+        ],
+        &|g, v| {
+            let lt = lens(g, &l);
+            let mask = AttnMask {
+                q_lens: Some(&lt),
+                k_lens: Some(&lt),
+                causal: true,
+            };
+            g.attention(&v[0], &v[1], &v[2], h, Some(0.6), &mask)
+        },
+        &|x| cpu(x, false),
+    );
+}
+
+#[test]
+fn attention_gradients_for_cross_attention_with_key_padding() {
+    use semid::autograd::AttnMask;
+    // B = 2, Sq = 3, Sk = 5, H = 1 and 3, D = 2; sequence 0 has 2 real keys.
+    for h in [1, 3] {
+        let (b, sq, sk, d) = (2, 3, 5, 2);
+        let kl = [2u32, 5];
+        let w = h * d;
+        check(
+            &format!("attention cross H={h}"),
+            &[
+                input(b * sq * w, &[b, sq, w], 1230 + h as u64),
+                input(b * sk * w, &[b, sk, w], 1240 + h as u64),
+                input(b * sk * w, &[b, sk, w], 1250 + h as u64),
+            ],
+            &|g, v| {
+                let kt = lens(g, &kl);
+                let mask = AttnMask {
+                    k_lens: Some(&kt),
+                    ..AttnMask::default()
+                };
+                g.attention(&v[0], &v[1], &v[2], h, None, &mask)
+            },
+            &|x| {
+                let scale = 1.0 / (d as f64).sqrt();
+                attention64(
+                    &x[0],
+                    &x[1],
+                    &x[2],
+                    [b, sq, sk, h, d],
+                    scale,
+                    None,
+                    Some(&kl),
+                    false,
+                )
+            },
+        );
+    }
+}
