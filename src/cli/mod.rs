@@ -9,8 +9,8 @@ mod eval;
 mod info;
 mod progress;
 mod rank;
-mod retrieve;
 mod report;
+mod retrieve;
 mod synth;
 mod tokenize;
 

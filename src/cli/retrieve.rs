@@ -248,7 +248,10 @@ fn train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<()> {
     print_metrics(&m);
     progress::note(
         cli.quiet,
-        format!("wrote {} (retriever.safetensors, metrics.json)", a.out.display()),
+        format!(
+            "wrote {} (retriever.safetensors, metrics.json)",
+            a.out.display()
+        ),
     );
     Ok(())
 }

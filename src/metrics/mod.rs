@@ -27,8 +27,8 @@ pub mod drift;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod ranking;
-pub mod retrieval;
 pub mod report;
+pub mod retrieval;
 
 pub use codes::{Collisions, SizeDist};
 pub use drift::Cohesion;

@@ -71,7 +71,9 @@ impl RetrievalMetrics {
             ));
         }
         if ks.contains(&0) {
-            return Err(Error::Invalid("retrieval metrics: K must be at least 1".into()));
+            return Err(Error::Invalid(
+                "retrieval metrics: K must be at least 1".into(),
+            ));
         }
         let mut ks = ks.to_vec();
         ks.sort_unstable();

@@ -149,7 +149,9 @@ impl TransformerBlock {
         s: BlockShape,
         cross: bool,
     ) -> Result<TransformerBlock> {
-        let ln = |st: &mut ParamStore, n: &str| LayerNorm::new(st, &format!("{name}.{n}"), s.d_model, true);
+        let ln = |st: &mut ParamStore, n: &str| {
+            LayerNorm::new(st, &format!("{name}.{n}"), s.d_model, true)
+        };
         let mha = |st: &mut ParamStore, n: &str| {
             MultiHeadAttention::new(st, &format!("{name}.{n}"), s.d_model, s.heads, s.head_dim)
         };
@@ -165,8 +167,22 @@ impl TransformerBlock {
             attn,
             cross,
             ln_ff: ln(store, "ln_ff")?,
-            ff_in: Linear::new(store, &format!("{name}.ff_in"), s.d_model, s.d_ff, true, Init::XavierUniform)?,
-            ff_out: Linear::new(store, &format!("{name}.ff_out"), s.d_ff, s.d_model, true, Init::XavierUniform)?,
+            ff_in: Linear::new(
+                store,
+                &format!("{name}.ff_in"),
+                s.d_model,
+                s.d_ff,
+                true,
+                Init::XavierUniform,
+            )?,
+            ff_out: Linear::new(
+                store,
+                &format!("{name}.ff_out"),
+                s.d_ff,
+                s.d_model,
+                true,
+                Init::XavierUniform,
+            )?,
             act: s.act,
         })
     }

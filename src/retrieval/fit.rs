@@ -197,7 +197,10 @@ pub fn fit(
             let r = m.recall_at(10).unwrap_or(0.0);
             st.valid.push((st.epoch, r));
             let best = st.best.as_ref().map(|(e, _)| {
-                st.valid.iter().find(|v| v.0 == *e).map_or(f64::MIN, |v| v.1)
+                st.valid
+                    .iter()
+                    .find(|v| v.0 == *e)
+                    .map_or(f64::MIN, |v| v.1)
             });
             if best.is_none_or(|b| r > b) {
                 st.best = Some((st.epoch, model.store().to_named()?));
@@ -236,13 +239,16 @@ pub fn fit(
     })
 }
 
+/// A ranked list: `(item, score)`, best first.
+pub type Ranked = Vec<(u32, f32)>;
+
 /// The ranked lists (K = 20) of every held-out user on `split`, in batches of `batch` users.
 pub fn ranked_lists(
     model: &dyn SeqModel,
     p: &SeqProtocol,
     split: EvalSplit,
     batch: usize,
-) -> Result<(Vec<u32>, Vec<Vec<(u32, f32)>>)> {
+) -> Result<(Vec<u32>, Vec<Ranked>)> {
     let users = p.eval_users();
     let k = *DEFAULT_KS.iter().max().unwrap_or(&20);
     let mut lists = Vec::with_capacity(users.len());

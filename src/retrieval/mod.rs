@@ -13,7 +13,10 @@ pub mod tiger;
 
 pub use fit::{evaluate, fit, FitConfig, FitState, FitSummary, Hooks, Progress, SeqModel};
 pub use protocol::{EvalSplit, RetrievalConfig, SeqProtocol};
+pub use run::{
+    eval_run, load_run, read_metrics, train_run, AnyRetriever, RetrieveData, RetrieveMetricsFile,
+    RetrieverConfig, RetrieverKind,
+};
 pub use sasrec::{SasRec, SasRecConfig};
 pub use sid::SidTable;
 pub use tiger::{Tiger, TigerConfig, TigerScorer};
-pub use run::{eval_run, load_run, read_metrics, train_run, AnyRetriever, RetrieveData, RetrieveMetricsFile, RetrieverConfig, RetrieverKind};

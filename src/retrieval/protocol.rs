@@ -97,7 +97,9 @@ impl SeqProtocol {
             )));
         }
         if config.history == 0 {
-            return Err(Error::Invalid("retrieval: history must be at least 1".into()));
+            return Err(Error::Invalid(
+                "retrieval: history must be at least 1".into(),
+            ));
         }
         let (nu, ni) = (inter.users.len(), inter.items.len());
         let mut order: Vec<usize> = (0..inter.rows.len()).collect();

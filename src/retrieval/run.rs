@@ -7,7 +7,10 @@
 //! folder follows the tokenizers' rules ([`crate::io::run_dir`]).
 
 use super::decode::invalid_id_stats;
-use super::fit::{evaluate, fit, ranked_lists, score_lists, FitConfig, FitState, FitSummary, Hooks, Progress, SeqModel};
+use super::fit::{
+    evaluate, fit, ranked_lists, score_lists, FitConfig, FitState, FitSummary, Hooks, Progress,
+    SeqModel,
+};
 use super::protocol::{EvalSplit, RetrievalConfig, SeqProtocol};
 use super::sasrec::{SasRec, SasRecConfig};
 use super::sid::SidTable;
@@ -152,7 +155,7 @@ pub struct InvalidRate {
 /// A model of either kind.
 pub enum AnyRetriever {
     /// SASRec.
-    Sasrec(SasRec),
+    Sasrec(Box<SasRec>),
     /// TIGER.
     Tiger(Box<Tiger>),
 }
@@ -161,7 +164,7 @@ impl AnyRetriever {
     /// As the fit and evaluation see it.
     pub fn model(&self) -> &dyn SeqModel {
         match self {
-            AnyRetriever::Sasrec(m) => m,
+            AnyRetriever::Sasrec(m) => m.as_ref(),
             AnyRetriever::Tiger(m) => m.as_ref(),
         }
     }
@@ -169,7 +172,7 @@ impl AnyRetriever {
     /// Mutably.
     pub fn model_mut(&mut self) -> &mut dyn SeqModel {
         match self {
-            AnyRetriever::Sasrec(m) => m,
+            AnyRetriever::Sasrec(m) => m.as_mut(),
             AnyRetriever::Tiger(m) => m.as_mut(),
         }
     }
@@ -184,7 +187,11 @@ pub struct RetrieveData<'a> {
 }
 
 /// The semantic IDs of `family` (or the only family) of `runs`, aligned to the log's items.
-pub fn load_sid(runs: &[PathBuf], family: Option<&str>, items: &[String]) -> Result<(String, SidTable)> {
+pub fn load_sid(
+    runs: &[PathBuf],
+    family: Option<&str>,
+    items: &[String],
+) -> Result<(String, SidTable)> {
     if runs.is_empty() {
         return Err(Error::Invalid(
             "tiger decodes semantic IDs: name a finished tokenizer run with --codes".into(),
@@ -199,7 +206,10 @@ pub fn load_sid(runs: &[PathBuf], family: Option<&str>, items: &[String]) -> Res
                 return Err(Error::Invalid(format!(
                     "the runs hold {} families ({}); choose one with --family",
                     many.len(),
-                    many.iter().map(|f| f.family.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|f| f.family.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )))
             }
         },
@@ -228,18 +238,39 @@ fn fingerprint(p: &SeqProtocol, sid: Option<&SidTable>) -> String {
     format!("{h:016x}")
 }
 
-fn build_model(gpu: &Gpu, cfg: &RetrieverConfig, p: &SeqProtocol, sid: Option<SidTable>) -> Result<AnyRetriever> {
+fn build_model(
+    gpu: &Gpu,
+    cfg: &RetrieverConfig,
+    p: &SeqProtocol,
+    sid: Option<SidTable>,
+) -> Result<AnyRetriever> {
     let h = cfg.protocol.history;
     Ok(match (cfg.model, sid) {
-        (RetrieverKind::Sasrec, _) => AnyRetriever::Sasrec(SasRec::new(gpu, &cfg.sasrec, p.n_items(), h, cfg.fit.seed)?),
-        (RetrieverKind::Tiger, Some(sid)) => AnyRetriever::Tiger(Box::new(Tiger::new(gpu, &cfg.tiger, sid, h, cfg.fit.seed)?)),
+        (RetrieverKind::Sasrec, _) => AnyRetriever::Sasrec(Box::new(SasRec::new(
+            gpu,
+            &cfg.sasrec,
+            p.n_items(),
+            h,
+            cfg.fit.seed,
+        )?)),
+        (RetrieverKind::Tiger, Some(sid)) => {
+            AnyRetriever::Tiger(Box::new(Tiger::new(gpu, &cfg.tiger, sid, h, cfg.fit.seed)?))
+        }
         (RetrieverKind::Tiger, None) => {
-            return Err(Error::Invalid("tiger needs semantic IDs (--codes RUN)".into()))
+            return Err(Error::Invalid(
+                "tiger needs semantic IDs (--codes RUN)".into(),
+            ))
         }
     })
 }
 
-fn save(path: &Path, store: &crate::nn::ParamStore, cfg: &RetrieverConfig, fp: &str, st: Option<&FitState>) -> Result<()> {
+fn save(
+    path: &Path,
+    store: &crate::nn::ParamStore,
+    cfg: &RetrieverConfig,
+    fp: &str,
+    st: Option<&FitState>,
+) -> Result<()> {
     let mut tensors = store.to_named()?;
     if let Some(st) = st {
         tensors.extend(st.optimizer.tensors.iter().map(|t| NamedTensor {
@@ -289,15 +320,22 @@ fn load(path: &Path) -> Result<Saved> {
             message: format!("was written by `{}`, not by a retriever", ck.meta.method),
         });
     }
-    let config: RetrieverConfig = serde_json::from_value(ck.meta.config.clone()).map_err(|_| bad("config"))?;
+    let config: RetrieverConfig =
+        serde_json::from_value(ck.meta.config.clone()).map_err(|_| bad("config"))?;
     let s = &ck.meta.state;
     let finished = s["finished"].as_bool().ok_or_else(|| bad("finished"))?;
     let (mut params, mut opt, mut best) = (Vec::new(), Vec::new(), Vec::new());
     for t in ck.tensors {
         if let Some(n) = t.name.strip_prefix(OPT) {
-            opt.push(NamedTensor { name: n.into(), ..t });
+            opt.push(NamedTensor {
+                name: n.into(),
+                ..t
+            });
         } else if let Some(n) = t.name.strip_prefix(BEST) {
-            best.push(NamedTensor { name: n.into(), ..t });
+            best.push(NamedTensor {
+                name: n.into(),
+                ..t
+            });
         } else {
             params.push(t);
         }
@@ -312,7 +350,8 @@ fn load(path: &Path) -> Result<Saved> {
             steps: f["steps"].as_u64().ok_or_else(|| bad("steps"))?,
             optimizer: OptimizerState {
                 tensors: opt,
-                steps: serde_json::from_value(f["optimizer_steps"].clone()).map_err(|_| bad("optimizer_steps"))?,
+                steps: serde_json::from_value(f["optimizer_steps"].clone())
+                    .map_err(|_| bad("optimizer_steps"))?,
             },
             valid: serde_json::from_value(f["valid"].clone()).map_err(|_| bad("valid"))?,
             best: best_epoch.map(|e| (e, best)),
@@ -346,8 +385,13 @@ fn popularity(p: &SeqProtocol, split: EvalSplit, users: &[u32]) -> Result<Retrie
     let lists: Vec<Vec<(u32, f32)>> = users
         .iter()
         .map(|&u| {
-            let seen: std::collections::HashSet<u32> = p.seen(split, u as usize).iter().copied().collect();
-            pop.iter().filter(|i| !seen.contains(i)).take(20).map(|&i| (i, 0.0)).collect()
+            let seen: std::collections::HashSet<u32> =
+                p.seen(split, u as usize).iter().copied().collect();
+            pop.iter()
+                .filter(|i| !seen.contains(i))
+                .take(20)
+                .map(|&i| (i, 0.0))
+                .collect()
         })
         .collect();
     score_lists(p, split, users, &lists)
@@ -364,7 +408,13 @@ fn protocol_json(p: &SeqProtocol) -> Value {
     })
 }
 
-fn score(m: &AnyRetriever, p: &SeqProtocol, cfg: &RetrieverConfig, fit_summary: Option<FitSummary>, codes: &[PathBuf]) -> Result<RetrieveMetricsFile> {
+fn score(
+    m: &AnyRetriever,
+    p: &SeqProtocol,
+    cfg: &RetrieverConfig,
+    fit_summary: Option<FitSummary>,
+    codes: &[PathBuf],
+) -> Result<RetrieveMetricsFile> {
     let valid = evaluate(m.model(), p, EvalSplit::Valid, cfg.fit.eval_batch)?;
     let t0 = Instant::now();
     let (users, lists) = ranked_lists(m.model(), p, EvalSplit::Test, cfg.fit.eval_batch)?;
@@ -398,7 +448,10 @@ fn score(m: &AnyRetriever, p: &SeqProtocol, cfg: &RetrieverConfig, fit_summary: 
         fit: fit_summary,
         valid,
         test,
-        popularity: [popularity(p, EvalSplit::Valid, &users)?, popularity(p, EvalSplit::Test, &users)?],
+        popularity: [
+            popularity(p, EvalSplit::Valid, &users)?,
+            popularity(p, EvalSplit::Test, &users)?,
+        ],
         decode: DecodeStats {
             users: users.len(),
             seconds: secs,
@@ -451,7 +504,10 @@ pub fn train_run(
         if saved.fingerprint != fp {
             return Err(Error::Checkpoint {
                 path,
-                message: format!("was trained on other data (fingerprint {}, this data {fp})", saved.fingerprint),
+                message: format!(
+                    "was trained on other data (fingerprint {}, this data {fp})",
+                    saved.fingerprint
+                ),
             });
         }
         let mut same = saved.config.clone();
@@ -476,7 +532,8 @@ pub fn train_run(
     }
     manifest.write(out)?;
     let cfg = cfg;
-    let mut ck = |store: &crate::nn::ParamStore, st: &FitState| save(&path, store, &cfg, &fp, Some(st));
+    let mut ck =
+        |store: &crate::nn::ParamStore, st: &FitState| save(&path, store, &cfg, &fp, Some(st));
     let summary = fit(
         model.model_mut(),
         &p,
@@ -501,7 +558,11 @@ fn finish(out: &Path, mut manifest: RunManifest) -> Result<()> {
 }
 
 /// A finished run's model, rebuilt on `data` (which must be what it was trained on).
-pub fn load_run(gpu: &Gpu, run: &Path, data: &RetrieveData<'_>) -> Result<(AnyRetriever, SeqProtocol, RetrieverConfig)> {
+pub fn load_run(
+    gpu: &Gpu,
+    run: &Path,
+    data: &RetrieveData<'_>,
+) -> Result<(AnyRetriever, SeqProtocol, RetrieverConfig)> {
     let path = run.join(FILE);
     let saved = load(&path)?;
     if saved.fit.is_some() {
@@ -513,7 +574,9 @@ pub fn load_run(gpu: &Gpu, run: &Path, data: &RetrieveData<'_>) -> Result<(AnyRe
     let cfg = saved.config;
     let p = SeqProtocol::build(data.log, &cfg.protocol)?;
     let sid = match cfg.model {
-        RetrieverKind::Tiger => Some(load_sid(&data.codes, cfg.family.as_deref(), &data.log.items)?.1),
+        RetrieverKind::Tiger => {
+            Some(load_sid(&data.codes, cfg.family.as_deref(), &data.log.items)?.1)
+        }
         RetrieverKind::Sasrec => None,
     };
     let fp = fingerprint(&p, sid.as_ref());
@@ -549,7 +612,11 @@ pub fn eval_run(
         cfg.tiger.constrained = constrained;
     }
     prepare_out(out, mode)?;
-    let manifest = RunManifest::new("retrieve-eval", &cfg.label(), cfg.family.iter().cloned().collect());
+    let manifest = RunManifest::new(
+        "retrieve-eval",
+        &cfg.label(),
+        cfg.family.iter().cloned().collect(),
+    );
     manifest.write(out)?;
     let m = score(&model, &p, &cfg, None, &data.codes)?;
     write_metrics(out, &m)?;

@@ -91,7 +91,9 @@ impl SasRec {
             )));
         }
         if n_items == 0 || history == 0 {
-            return Err(Error::Invalid("sasrec: needs items and a history of at least 1".into()));
+            return Err(Error::Invalid(
+                "sasrec: needs items and a history of at least 1".into(),
+            ));
         }
         let mut store = ParamStore::new(gpu, seed);
         let init = Init::Normal { std: 0.02 };
@@ -251,7 +253,13 @@ impl SeqModel for SasRec {
         Ok(loss.value().clone())
     }
 
-    fn rank(&self, p: &SeqProtocol, split: EvalSplit, users: &[u32], k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+    fn rank(
+        &self,
+        p: &SeqProtocol,
+        split: EvalSplit,
+        users: &[u32],
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
         let windows: Vec<&[u32]> = users
             .iter()
             .map(|&u| {

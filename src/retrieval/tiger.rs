@@ -108,13 +108,20 @@ impl Tiger {
         seed: u64,
     ) -> Result<Tiger> {
         let c = config;
-        if c.d_model == 0 || c.heads == 0 || c.head_dim == 0 || c.enc_layers == 0 || c.dec_layers == 0 {
+        if c.d_model == 0
+            || c.heads == 0
+            || c.head_dim == 0
+            || c.enc_layers == 0
+            || c.dec_layers == 0
+        {
             return Err(Error::Invalid(
                 "tiger: width, heads, head_dim and both layer counts must be positive".into(),
             ));
         }
         if c.beams == 0 || history == 0 {
-            return Err(Error::Invalid("tiger: beams and history must be at least 1".into()));
+            return Err(Error::Invalid(
+                "tiger: beams and history must be at least 1".into(),
+            ));
         }
         let trie = CodeTrie::build(&sid.codes, &sid.vocab)?.to_gpu(gpu)?;
         let t = sid.positions();
@@ -144,7 +151,14 @@ impl Tiger {
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                Linear::new(&mut store, &format!("head{i}"), c.d_model, v, true, Init::XavierUniform)
+                Linear::new(
+                    &mut store,
+                    &format!("head{i}"),
+                    c.d_model,
+                    v,
+                    true,
+                    Init::XavierUniform,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Tiger {
@@ -291,7 +305,10 @@ impl Tiger {
             let ri = Tensor::from_u32(gpu, &rows, &[rows.len()])?;
             let hp = g.gather_rows(&h, &ri)?;
             let logits = head.forward(g, &self.store, &hp)?;
-            let tg: Vec<u32> = targets.iter().map(|&it| self.sid.item(it as usize)[p]).collect();
+            let tg: Vec<u32> = targets
+                .iter()
+                .map(|&it| self.sid.item(it as usize)[p])
+                .collect();
             let tt = Tensor::from_u32(gpu, &tg, &[tg.len()])?;
             let ce = g.softmax_cross_entropy(&logits, &tt)?;
             total = Some(match total {
@@ -329,7 +346,12 @@ impl Tiger {
     }
 
     /// Beam-search hits of `users` on `split`, best first (at most `beams`).
-    pub fn decode_users(&self, p: &SeqProtocol, split: EvalSplit, users: &[u32]) -> Result<Vec<Vec<Hit>>> {
+    pub fn decode_users(
+        &self,
+        p: &SeqProtocol,
+        split: EvalSplit,
+        users: &[u32],
+    ) -> Result<Vec<Vec<Hit>>> {
         let w = self.windows(p, split, users);
         let mut sc = self.scorer(&w)?;
         let cfg = BeamConfig {
@@ -355,11 +377,20 @@ pub struct TigerScorer<'a> {
 }
 
 impl StepScorer for TigerScorer<'_> {
-    fn log_probs(&mut self, step: usize, prefixes: &Tensor, rows_per_user: usize) -> Result<Tensor> {
+    fn log_probs(
+        &mut self,
+        step: usize,
+        prefixes: &Tensor,
+        rows_per_user: usize,
+    ) -> Result<Tensor> {
         let m = self.model;
         let gpu = m.store.gpu();
         let rows = self.users * rows_per_user;
-        let pre = if step == 0 { Vec::new() } else { prefixes.to_u32()? };
+        let pre = if step == 0 {
+            Vec::new()
+        } else {
+            prefixes.to_u32()?
+        };
         let mut tokens = Vec::with_capacity(rows * (step + 1));
         for r in 0..rows {
             tokens.push(m.bos());
@@ -427,13 +458,20 @@ impl SeqModel for Tiger {
         Ok(loss.value().clone())
     }
 
-    fn rank(&self, p: &SeqProtocol, split: EvalSplit, users: &[u32], k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+    fn rank(
+        &self,
+        p: &SeqProtocol,
+        split: EvalSplit,
+        users: &[u32],
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
         let hits = self.decode_users(p, split, users)?;
         Ok(hits
             .into_iter()
             .zip(users)
             .map(|(h, &u)| {
-                let seen: std::collections::HashSet<u32> = p.seen(split, u as usize).iter().copied().collect();
+                let seen: std::collections::HashSet<u32> =
+                    p.seen(split, u as usize).iter().copied().collect();
                 h.into_iter()
                     .filter_map(|x| x.item.map(|i| (i, x.log_prob)))
                     .filter(|(i, _)| !seen.contains(i))
