@@ -10,3 +10,4 @@ mod commands;
 mod finetune;
 mod hostile;
 mod rank;
+mod retrieve;

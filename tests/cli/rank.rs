@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn semid() -> Command {
+pub(crate) fn semid() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_semid"));
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
     c.env_remove("WGPU_BACKEND");
@@ -30,7 +30,7 @@ fn go(args: &[&str]) -> Output {
     semid().args(args).output().expect("run semid")
 }
 
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let out = go(args);
     assert!(
         out.status.success(),
@@ -42,7 +42,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 /// Runs and expects a clean failure (exit 1, no panic); returns stderr.
-fn fails(args: &[&str]) -> String {
+pub(crate) fn fails(args: &[&str]) -> String {
     let out = go(args);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "semid {args:?}:\n{err}");
@@ -50,14 +50,14 @@ fn fails(args: &[&str]) -> String {
     err
 }
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("semid-rank-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

@@ -16,5 +16,6 @@ mod nn_train;
 mod psrq_vs_rq;
 mod rank_attention;
 mod rank_metrics;
+mod retrieval;
 mod rqvae;
 mod tokenizers;
