@@ -27,11 +27,8 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
     let sid = SidTable::new(&codes.data, &codes.sizes)?;
-    // Clicks are the interactions; impressions without a click are not.
-    let proto = RetrievalConfig {
-        min_label: 1.0,
-        ..Default::default()
-    };
+    // A 0/1 log: its clicks are the interactions, impressions without a click are not.
+    let proto = RetrievalConfig::default();
     let p = SeqProtocol::build(&data.interactions, &proto)?;
     let small = TigerConfig {
         d_model: 64,

@@ -168,3 +168,33 @@ fn masked_softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         y[base + c] = v;
     }
 }
+
+// Short rows (the launcher's NARROW_MAX keys at most, in one window): one row per invocation,
+// no barriers. On CPU adapters a 256-wide workgroup per row of, say, 80 keys spends nearly all
+// its time in idle invocations and barriers; three passes over a short row are far cheaper.
+@compute @workgroup_size(64)
+fn masked_softmax_narrow(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row = linear_wid(wg, nwg) * 64u + lid3.x;
+    // Never true: names the state buffer so both entries share one bind-group layout.
+    if (row == 0xffffffffu) { sm_st[0] = 0.0; }
+    if (row >= sp.rows) { return; }
+    let base = row * sp.cols;
+    let lim = allowed_keys(row);
+    var m = 0.0;
+    if (lim > 0u) { m = sp.scale * x[base]; }
+    for (var c = 1u; c < lim; c++) {
+        m = max(m, sp.scale * x[base + c]);
+    }
+    var s = 0.0;
+    for (var c = 0u; c < lim; c++) {
+        s += exp(sp.scale * x[base + c] - m);
+    }
+    for (var c = 0u; c < sp.cols; c++) {
+        var v = 0.0;
+        if (c < lim) {
+            v = exp(sp.scale * x[base + c] - m) / s;
+        }
+        y[base + c] = v;
+    }
+}

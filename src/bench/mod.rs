@@ -9,6 +9,7 @@ pub mod matmul;
 pub mod mmq;
 pub mod quant;
 pub mod rank;
+mod retrieval;
 pub mod rqvae;
 
 use crate::error::{Error, Result};
@@ -141,6 +142,7 @@ pub fn workloads() -> Vec<Workload> {
     v.extend(mmq::workloads());
     v.extend(rank::workloads());
     v.extend(finetune::workloads());
+    v.extend(retrieval::workloads());
     v.extend(embed::workloads());
     v
 }

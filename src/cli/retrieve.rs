@@ -222,10 +222,6 @@ fn train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<()> {
     }
     let mode = OutMode::from_flags(a.resume, a.overwrite)?;
     let log = load_log(&a.data)?;
-    if a.config.is_none() && log.rows.iter().all(|r| r.label == 0.0 || r.label == 1.0) {
-        // A click log: only clicks are interactions.
-        cfg.protocol.min_label = 1.0;
-    }
     let data = RetrieveData {
         log: &log,
         codes: a.data.codes.clone(),

@@ -194,6 +194,10 @@ fn check_lens(t: Option<&Tensor>, batch: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Rows of at most this many keys are taken one per invocation (three passes of at most
+/// 3 × 512 loop iterations, well inside [`crate::kernels::LOOP_BUDGET`]).
+pub const NARROW_MAX: usize = 512;
+
 /// The masked, scaled row softmax of scores `s: [B*H, Sq, Sk]` (sequence `b = bh / heads`):
 /// `p[bh, i, j] = softmax_j(scale · s[bh, i, j])` over the keys `j` that `mask` allows
 /// (`j < k_lens[b]`, and `j <= i` when causal); other entries are 0, and query rows
@@ -246,16 +250,24 @@ pub fn masked_softmax(s: &Tensor, heads: usize, scale: f32, mask: &AttnMask) -> 
                 scale,
                 _pad: [0; 3],
             };
+            // Short rows take one invocation each (`masked_softmax_narrow`), long ones a
+            // workgroup with a tree reduction.
+            let narrow = sk <= NARROW_MAX && steps.len() == 1;
+            let (entry, groups) = if narrow {
+                ("masked_softmax_narrow", params.rows.div_ceil(64))
+            } else {
+                ("masked_softmax", params.rows)
+            };
             gpu.dispatch(
                 &SHADER,
-                "masked_softmax",
+                entry,
                 &[
                     ("HAS_QLEN", if mask.q_lens.is_some() { 1.0 } else { 0.0 }),
                     ("HAS_KLEN", if mask.k_lens.is_some() { 1.0 } else { 0.0 }),
                 ],
                 bytemuck::bytes_of(&params),
                 &[xr, y.row_range(start, n), ql, kl, state.range()],
-                params.rows,
+                groups,
             )?;
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! - **Interactions.** Every event of the log is an interaction, whatever its rating: retrieval
 //!   predicts *what* a user watches next, not whether they liked it. A click log's
-//!   0-labelled impressions are dropped ([`RetrievalConfig::min_label`] 1).
+//!   0-labelled impressions are dropped ([`RetrievalConfig::min_label`]).
 //! - **Order.** Each user's events are ordered by `(timestamp, row)` (row = position in the log),
 //!   the same total order as the ranking protocol.
 //! - **Split.** A user with at least [`RetrievalConfig::min_events`] (3) events gives their last
@@ -35,9 +35,10 @@ pub struct RetrievalConfig {
     pub cold_min_train: usize,
     /// Remove history items from a ranked list before the cut at K.
     pub filter_seen: bool,
-    /// Events with a label below this are not interactions (0: every event counts, as for
-    /// MovieLens ratings; 1 for click logs, whose 0-labelled impressions are not watched).
-    pub min_label: f32,
+    /// Events with a label below this are not interactions. `None` (the default) decides by
+    /// the log: 1 when every label is 0 or 1 (a click log, whose 0-labelled impressions were
+    /// not watched), else 0 (every rating counts, as for MovieLens).
+    pub min_label: Option<f32>,
 }
 
 impl Default for RetrievalConfig {
@@ -47,7 +48,7 @@ impl Default for RetrievalConfig {
             history: 20,
             cold_min_train: 30,
             filter_seen: true,
-            min_label: 0.0,
+            min_label: None,
         }
     }
 }
@@ -102,6 +103,8 @@ impl SeqProtocol {
             ));
         }
         let (nu, ni) = (inter.users.len(), inter.items.len());
+        let binary = inter.rows.iter().all(|r| r.label == 0.0 || r.label == 1.0);
+        let min_label = config.min_label.unwrap_or(if binary { 1.0 } else { 0.0 });
         let mut order: Vec<usize> = (0..inter.rows.len()).collect();
         order.sort_by_key(|&i| (inter.rows[i].timestamp, i));
         let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); nu];
@@ -113,7 +116,7 @@ impl SeqProtocol {
                     e.user, e.item
                 )));
             }
-            if e.label >= config.min_label {
+            if e.label >= min_label {
                 seqs[e.user as usize].push(e.item);
             }
         }

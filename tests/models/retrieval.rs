@@ -56,7 +56,7 @@ fn leave_one_out_holds_out_the_last_two_events_by_time_and_row() {
     // Every event is an interaction by default; a click log drops its 0 labels.
     assert_eq!(p.train_seq(2), &[1]);
     let clicks = RetrievalConfig {
-        min_label: 1.0,
+        min_label: Some(1.0),
         ..Default::default()
     };
     let pc = SeqProtocol::build(&l, &clicks).unwrap();
