@@ -41,7 +41,8 @@ const OPT: &str = "train.optimizer.";
 const BEST: &str = "best.";
 
 /// Which retriever.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum RetrieverKind {
     /// SASRec on item IDs, full-catalogue softmax.
