@@ -17,9 +17,11 @@ use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
-/// Dispatches recorded before the encoder is submitted on its own, to bound memory held by
-/// per-dispatch uniforms and bind groups.
-const AUTO_FLUSH_DISPATCHES: usize = 2048;
+/// Bytes of the uniform arena: every dispatch's parameters of one submission live in one
+/// uniform buffer, each at its own aligned offset, instead of a buffer created per dispatch.
+/// When the arena is full the recording is submitted, so this is also what bounds the memory a
+/// recording holds (with the default 256-byte offset alignment, 2,048 dispatches a submission).
+const ARENA_BYTES: u64 = 512 << 10;
 
 /// A contiguous byte range of a buffer bound to one storage slot.
 #[derive(Clone, Copy)]
@@ -64,6 +66,12 @@ pub struct KernelLimits {
 
 struct Recording {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The uniform arena (created on first use and reused: queue writes and submissions run in
+    /// queue order, so rewriting it for the next submission never races the last one).
+    arena: Option<wgpu::Buffer>,
+    /// The arena's contents for the recording: written just before the encoder is submitted,
+    /// never earlier, because `write_buffer` runs before already-recorded work (wgpu#5636).
+    params: Vec<u8>,
     dispatches: usize,
     submissions: u64,
     /// Dispatches recorded since the device was opened (for `semid bench`'s per-step counts).
@@ -136,6 +144,8 @@ impl Gpu {
                 pipelines: Default::default(),
                 rec: Mutex::new(Recording {
                     encoder: None,
+                    arena: None,
+                    params: Vec::new(),
                     dispatches: 0,
                     submissions: 0,
                     total_dispatches: 0,
@@ -338,57 +348,89 @@ impl Gpu {
             return Ok(());
         }
         let device = &self.inner.device;
-        let pipeline = self.inner.pipelines.get(device, shader, entry, constants);
-        let mut padded = params.to_vec();
-        padded.resize(params.len().div_ceil(16).max(1) * 16, 0);
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("semid params"),
-            contents: &padded,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = Vec::with_capacity(bufs.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        });
-        for (i, b) in bufs.iter().enumerate() {
-            // Bind at least 4 bytes; the size is rounded up to 4 as wgpu requires.
-            let size = b.size.max(4).div_ceil(4) * 4;
-            let size = size.min(b.buf.raw().size() - b.offset);
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: b.buf.raw(),
-                    offset: b.offset,
-                    size: std::num::NonZeroU64::new(size),
-                }),
-            });
+        let compiled = self.inner.pipelines.get(device, shader, entry, constants);
+        // Uniform bindings are read in 16-byte units; the next slot starts at the offset
+        // alignment.
+        let size = params.len().div_ceil(16).max(1) * 16;
+        let align = (lim.min_uniform_buffer_offset_alignment as usize).max(16);
+        let slot = size.div_ceil(align) * align;
+        if slot as u64 > ARENA_BYTES {
+            return Err(Error::Invalid(format!(
+                "parameters of `{}::{}` take {} bytes, more than the uniform arena",
+                shader.name,
+                entry,
+                params.len()
+            )));
         }
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let arena_full = {
+            let rec = self.inner.rec.lock().expect("rec lock");
+            (rec.params.len() + slot) as u64 > ARENA_BYTES
+        };
+        if arena_full {
+            self.submit();
+        }
         let (x, y, z) = self.fold_groups(groups);
         let flush_now = {
             let mut rec = self.inner.rec.lock().expect("rec lock");
+            let arena = rec
+                .arena
+                .get_or_insert_with(|| {
+                    device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("semid params arena"),
+                        size: ARENA_BYTES,
+                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })
+                .clone();
+            let offset = rec.params.len();
+            rec.params.extend_from_slice(params);
+            rec.params.resize(offset + slot, 0);
+            let mut entries = Vec::with_capacity(bufs.len() + 1);
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &arena,
+                    offset: offset as u64,
+                    size: std::num::NonZeroU64::new(size as u64),
+                }),
+            });
+            for (i, b) in bufs.iter().enumerate() {
+                // Bind at least 4 bytes; the size is rounded up to 4 as wgpu requires.
+                let size = b.size.max(4).div_ceil(4) * 4;
+                let size = size.min(b.buf.raw().size() - b.offset);
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b.buf.raw(),
+                        offset: b.offset,
+                        size: std::num::NonZeroU64::new(size),
+                    }),
+                });
+            }
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &compiled.layout,
+                entries: &entries,
+            });
             let enc = rec.encoder.get_or_insert_with(|| {
                 device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("semid batch"),
                 })
             });
             {
+                // Passes are labelled by entry point, so a GPU capture reads as the kernels.
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
+                    label: Some(entry),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(&pipeline);
+                pass.set_pipeline(&compiled.pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(x, y, z);
             }
             rec.dispatches += 1;
             rec.total_dispatches += 1;
-            rec.dispatches >= AUTO_FLUSH_DISPATCHES
+            (rec.params.len() as u64) >= ARENA_BYTES
         };
         if flush_now {
             self.submit();
@@ -438,9 +480,13 @@ impl Gpu {
     fn submit(&self) {
         let mut rec = self.inner.rec.lock().expect("rec lock");
         if let Some(enc) = rec.encoder.take() {
+            if let (Some(arena), false) = (&rec.arena, rec.params.is_empty()) {
+                self.inner.queue.write_buffer(arena, 0, &rec.params);
+            }
             self.inner.queue.submit(Some(enc.finish()));
             rec.submissions += 1;
         }
+        rec.params.clear();
         rec.dispatches = 0;
     }
 

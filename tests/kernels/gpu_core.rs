@@ -52,6 +52,30 @@ fn ops_record_into_one_submission() {
 }
 
 #[test]
+fn a_recording_longer_than_the_uniform_arena_keeps_every_dispatch_its_parameters() {
+    // 5,000 dispatches, each with its own offset: more than one arena's worth (2,048 slots at
+    // the usual 256-byte alignment), so the recording is submitted part way and the arena is
+    // rewritten for the rest. A parameter read from a wrong or stale slot changes the sum.
+    let g = semid::Gpu::with_default_limits().unwrap();
+    let t = Tensor::from_slice(&g, &[0.5, -2.0, 3.0], &[3]).unwrap();
+    g.sync().unwrap();
+    let before = g.submissions();
+    let mut x = t.clone();
+    let mut added = 0.0f32;
+    for i in 0..5000 {
+        let beta = (i % 7) as f32 - 3.0;
+        added += beta;
+        x = unary(&x, Unary::Scale { alpha: 1.0, beta }).unwrap();
+    }
+    let got = x.to_vec().unwrap();
+    assert!(
+        g.submissions() >= before + 3,
+        "the full arena was submitted part way"
+    );
+    assert_eq!(got, vec![0.5 + added, -2.0 + added, 3.0 + added]);
+}
+
+#[test]
 fn uploads_are_ordered_with_recorded_work() {
     // A buffer recycled by the pool and re-uploaded must not clobber work recorded earlier
     // (the `write_buffer` pitfall, wgpu#5636).
