@@ -2,8 +2,9 @@
 //! batched command recording and readback.
 //!
 //! Every kernel launch goes through [`Gpu::dispatch`], which records into one shared command
-//! encoder. Nothing is submitted until a readback ([`Gpu::read`]) or an explicit [`Gpu::flush`],
-//! so a whole training step becomes one submission.
+//! encoder. Nothing is submitted until a readback ([`Gpu::read`]), an explicit [`Gpu::flush`] or
+//! a full uniform arena (2,048 dispatches at the usual alignment), so a whole training step
+//! becomes one submission.
 
 mod context;
 mod pipelines;
@@ -72,7 +73,6 @@ struct Recording {
     /// The arena's contents for the recording: written just before the encoder is submitted,
     /// never earlier, because `write_buffer` runs before already-recorded work (wgpu#5636).
     params: Vec<u8>,
-    dispatches: usize,
     submissions: u64,
     /// Dispatches recorded since the device was opened (for `semid bench`'s per-step counts).
     total_dispatches: u64,
@@ -146,7 +146,6 @@ impl Gpu {
                     encoder: None,
                     arena: None,
                     params: Vec::new(),
-                    dispatches: 0,
                     submissions: 0,
                     total_dispatches: 0,
                 }),
@@ -362,16 +361,14 @@ impl Gpu {
                 params.len()
             )));
         }
-        let arena_full = {
-            let rec = self.inner.rec.lock().expect("rec lock");
-            (rec.params.len() + slot) as u64 > ARENA_BYTES
-        };
-        if arena_full {
-            self.submit();
-        }
         let (x, y, z) = self.fold_groups(groups);
-        let flush_now = {
+        {
             let mut rec = self.inner.rec.lock().expect("rec lock");
+            // Checked and submitted under the same lock, so no other thread can fill the arena
+            // between the check and this dispatch's slot.
+            if (rec.params.len() + slot) as u64 > ARENA_BYTES {
+                self.submit_locked(&mut rec);
+            }
             let arena = rec
                 .arena
                 .get_or_insert_with(|| {
@@ -428,12 +425,7 @@ impl Gpu {
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(x, y, z);
             }
-            rec.dispatches += 1;
             rec.total_dispatches += 1;
-            (rec.params.len() as u64) >= ARENA_BYTES
-        };
-        if flush_now {
-            self.submit();
         }
         if self.inner.profile.lock().expect("profile lock").is_some() {
             self.time_last_dispatch(&format!("{}::{}", shader.name, entry))?;
@@ -479,6 +471,11 @@ impl Gpu {
 
     fn submit(&self) {
         let mut rec = self.inner.rec.lock().expect("rec lock");
+        self.submit_locked(&mut rec);
+    }
+
+    /// Writes the arena and submits the recording, with the recording's lock already held.
+    fn submit_locked(&self, rec: &mut Recording) {
         if let Some(enc) = rec.encoder.take() {
             if let (Some(arena), false) = (&rec.arena, rec.params.is_empty()) {
                 self.inner.queue.write_buffer(arena, 0, &rec.params);
@@ -487,7 +484,6 @@ impl Gpu {
             rec.submissions += 1;
         }
         rec.params.clear();
-        rec.dispatches = 0;
     }
 
     fn take_errors(&self) -> Result<()> {
